@@ -1,0 +1,5 @@
+import sys
+
+from tenku.cli import main
+
+sys.exit(main())

@@ -1,0 +1,53 @@
+"""``tenku`` command line. Each subcommand lives in ``tenku/commands/<name>.py`` and exposes
+``register(subparsers)``; its handler imports heavy modules only when it runs, so ``tenku --help``
+stays fast. A :class:`tenku.errors.TenkuError` is printed as ``error: ...`` (exit 2), never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+
+from tenku import __version__
+from tenku.errors import TenkuError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    import tenku.commands as commands
+
+    parser = argparse.ArgumentParser(
+        prog="tenku",
+        description="tenku: text-to-video with a causal 3D VAE and a spacetime-patch diffusion transformer.",
+        epilog="Run `tenku COMMAND --help` for the options of one command.",
+    )
+    parser.add_argument("--version", action="version", version=f"tenku {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"tenku.commands.{info.name}")
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    try:
+        rc = args.func(args)
+    except TenkuError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return int(rc or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,135 @@
+"""Frozen dataclass configs for every component, and the named presets.
+
+A config is stored next to the weights it built (``config.json``), so a folder rebuilds the
+model exactly. ``from_dict`` rejects unknown keys with a message that names them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any, TypeVar
+
+from tenku.errors import ModelFolderError
+
+C = TypeVar("C", bound="ConfigBase")
+
+
+@dataclasses.dataclass(frozen=True)
+class ConfigBase:
+    """Helpers shared by every config: dict/json round trip and ``replace``."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls: type[C], d: dict[str, Any]) -> C:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names - {"_class_name", "_tenku_version"})
+        if unknown:
+            raise ModelFolderError(
+                f"{cls.__name__}: unknown field(s) {unknown}; expected some of {sorted(names)}. "
+                "The folder was probably written by a different version of tenku."
+            )
+        kwargs = {}
+        for f in dataclasses.fields(cls):
+            if f.name in d:
+                v = d[f.name]
+                # JSON has no tuples: restore them for tuple-typed fields
+                if isinstance(v, list) and "tuple" in str(f.type):
+                    v = tuple(v)
+                kwargs[f.name] = v
+        return cls(**kwargs)
+
+    def replace(self: C, **changes: Any) -> C:
+        return dataclasses.replace(self, **changes)
+
+    def save(self, path: str | Path) -> None:
+        d = {"_class_name": type(self).__name__, **self.to_dict()}
+        Path(path).write_text(json.dumps(d, indent=2, sort_keys=True) + "\n")
+
+    @classmethod
+    def load(cls: type[C], path: str | Path) -> C:
+        path = Path(path)
+        try:
+            d = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise ModelFolderError(f"missing {path}: not a tenku component folder") from None
+        except json.JSONDecodeError as e:
+            raise ModelFolderError(f"{path} is not valid JSON ({e}); the folder is corrupted") from None
+        name = d.get("_class_name")
+        if name is not None and name != cls.__name__:
+            raise ModelFolderError(f"{path} holds a {name}, expected a {cls.__name__}")
+        return cls.from_dict(d)
+
+
+@dataclasses.dataclass(frozen=True)
+class VAEConfig(ConfigBase):
+    """Causal 3D VAE. A clip of ``1 + temporal_factor * k`` frames becomes ``1 + k`` latent frames;
+    H and W shrink by ``spatial_factor``. Latents are normalised as ``(z - latent_shift) * latent_scale``."""
+
+    in_channels: int = 3
+    latent_channels: int = 16
+    base_channels: int = 32
+    channel_mult: tuple[int, ...] = (1, 2, 4, 4)  # one stage per entry; len-1 spatial downsamples
+    num_res_blocks: int = 1
+    spatial_factor: int = 8  # must equal 2 ** (len(channel_mult) - 1)
+    temporal_factor: int = 4  # 1, 2 or 4; temporal downsamples happen in the deepest stages
+    latent_scale: float = 1.0
+    latent_shift: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class DiTConfig(ConfigBase):
+    """Spacetime-patch diffusion transformer over VAE latents."""
+
+    in_channels: int = 16  # = VAEConfig.latent_channels
+    patch_size: tuple[int, int, int] = (1, 2, 2)  # (pt, ph, pw)
+    hidden_size: int = 256
+    depth: int = 6
+    num_heads: int = 4
+    mlp_ratio: float = 4.0
+    text_dim: int = 256  # width of the text encoder's output
+    rope_theta: float = 10000.0
+    rope_axes: tuple[int, int, int] = (0, 0, 0)  # head-dim split over (t, h, w); (0,0,0) = automatic
+    qk_norm: bool = True
+    grad_checkpointing: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class TextEncoderConfig(ConfigBase):
+    """Built-in byte-level text encoder (any Unicode prompt, no vocabulary file)."""
+
+    dim: int = 256
+    depth: int = 2
+    num_heads: int = 4
+    mlp_ratio: float = 4.0
+    max_length: int = 256  # UTF-8 bytes kept per prompt (plus BOS/EOS)
+
+
+@dataclasses.dataclass(frozen=True)
+class FlowConfig(ConfigBase):
+    """Rectified flow: ``x_t = (1 - t) x_0 + t * noise``, the model predicts ``v = noise - x_0``.
+
+    Timesteps are logit-normal in training and shifted toward noise as the token count grows:
+    ``shift = clamp(base_shift * sqrt(tokens / shift_ref_tokens), 1, max_shift)``."""
+
+    logit_mean: float = 0.0
+    logit_std: float = 1.0
+    base_shift: float = 1.0
+    shift_ref_tokens: int = 256
+    max_shift: float = 6.0
+
+
+@dataclasses.dataclass(frozen=True)
+class SampleConfig(ConfigBase):
+    """Defaults a pipeline uses when the caller gives none (stored in the pipeline folder)."""
+
+    num_frames: int = 17
+    height: int = 64
+    width: int = 64
+    fps: int = 8
+    num_steps: int = 16
+    guidance: float = 4.0
+    sampler: str = "euler"  # key of tenku.flow.samplers.SAMPLERS
