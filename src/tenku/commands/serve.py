@@ -1,0 +1,59 @@
+"""``tenku serve``: an OpenAI-compatible video API (/v1/videos), a job queue and a web page."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "serve",
+        help="serve the model over an OpenAI-compatible /v1/videos API with a web page at /",
+        description="Serve tenku over HTTP: the OpenAI Videos API (the openai SDK's client.videos works against "
+        "it), a job queue in SQLite or PostgreSQL, worker processes, and a web page at /.",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument("--db", default="", metavar="URL",
+                   help="job database URL (default sqlite:///DATA_DIR/jobs.sqlite3; postgresql+psycopg://... "
+                   "to share one queue between machines)")
+    p.add_argument("--workers", type=int, default=1, help="worker processes, each loading the model once (default 1)")
+    p.add_argument("--model", default="", metavar="PATH",
+                   help="pipeline folder (default: the bundled model); 'stand-in' runs a non-learned "
+                   "test pattern generator for trying the server without a model")
+    p.add_argument("--api-key", action="append", default=[], metavar="KEY",
+                   help="require 'Authorization: Bearer KEY' (repeatable; also TENKU_API_KEYS=k1,k2)")
+    p.add_argument("--data-dir", default="tenku-serve-data", metavar="DIR",
+                   help="folder for videos, uploads and the default database (default ./tenku-serve-data)")
+    p.add_argument("--max-queue", type=int, default=1000, help="queued + running jobs before 429 (default 1000)")
+    p.add_argument("--expire-after", type=float, default=86400.0, metavar="S",
+                   help="seconds finished files are kept (default 86400)")
+    p.add_argument("--lease-seconds", type=float, default=30.0, metavar="S",
+                   help="a worker silent for this long loses its job to another (default 30)")
+    p.add_argument("--max-attempts", type=int, default=3, help="tries per job before it fails (default 3)")
+    p.add_argument("--rate-limit", type=int, default=120, metavar="N",
+                   help="create/delete requests per minute per API key, 0 for none (default 120)")
+    p.add_argument("--max-prompt-chars", type=int, default=4000, help="longest prompt accepted (default 4000)")
+    p.add_argument("--max-upload-mb", type=float, default=10.0, help="largest upload in MiB (default 10)")
+    p.add_argument("--steps", type=int, default=0, help="sampler steps per video (default: the model's)")
+    p.add_argument("--sizes", default="", metavar="WxH,...", help="sizes accepted (default: from the model)")
+    p.add_argument("--seconds", default="", metavar="S,...", help="durations accepted (default 1,2,4)")
+    p.add_argument("--poll-after-ms", type=int, default=500, help="poll interval hinted to SDK clients (default 500)")
+    p.set_defaults(func=handler)
+
+
+def handler(args: argparse.Namespace) -> int:
+    from tenku.serve.server import run
+    from tenku.serve.settings import ServeConfig, keys_from_env
+
+    upload = int(args.max_upload_mb * 1024 * 1024)
+    cfg = ServeConfig(
+        host=args.host, port=args.port, db_url=args.db, data_dir=args.data_dir, workers=args.workers,
+        model=args.model, api_keys=keys_from_env(args.api_key), max_queue=args.max_queue,
+        expire_after=args.expire_after, lease_seconds=args.lease_seconds, max_attempts=args.max_attempts,
+        rate_limit=args.rate_limit, max_prompt_chars=args.max_prompt_chars, max_upload_bytes=upload,
+        max_body_bytes=upload + 1024 * 1024, poll_after_ms=args.poll_after_ms, num_steps=args.steps,
+        sizes=tuple(s.strip() for s in args.sizes.split(",") if s.strip()),
+        seconds=tuple(s.strip() for s in args.seconds.split(",") if s.strip()),
+    )
+    return run(cfg)

@@ -1,0 +1,242 @@
+"""Worker processes: each loads the pipeline once, then claims jobs from the store, runs them with a lease
+kept alive by a heartbeat thread, and writes the video and its previews under the data folder.
+
+Run by ``tenku serve`` as ``python -m tenku.serve.worker --name NAME`` with the server settings in the
+``TENKU_SERVE_CONFIG`` environment variable (JSON of :class:`tenku.serve.settings.ServeConfig`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from tenku.serve.errors import JobError, UnsupportedModeError
+from tenku.serve.files import job_dir, remove_job_files, variant_path, write_previews
+from tenku.serve.settings import STAND_IN_MODEL, Capabilities, ServeConfig, capabilities, parse_size, resolve_model
+from tenku.serve.store import Job, JobStore
+
+
+@dataclass
+class StandInOutput:
+    frames: np.ndarray  # (T, H, W, 3) uint8
+    fps: float
+    metadata: dict
+
+
+class StandInPipeline:
+    """A stand-in generator for exercising the server without a model (``--model stand-in``): a coloured
+    square moving across a dark frame, coloured by the prompt. It produces no learned content; it has the
+    call signature of ``TenkuPipeline`` and reports sampler steps to ``callback`` the same way."""
+
+    def __call__(self, prompt, negative_prompt=None, num_frames=None, height=None, width=None, fps=None,
+                 num_steps=None, guidance=None, seed=None, generator=None, callback=None, progress=True):
+        t, h, w, steps = num_frames or 9, height or 48, width or 64, num_steps or 4
+        rng = np.random.default_rng([seed or 0, sum(prompt.encode()) % 65536])
+        color = rng.integers(64, 256, size=3).astype(np.uint8)
+        for i in range(steps):
+            if callback is not None:
+                callback({"i": i, "num_steps": steps})
+        frames = np.full((t, h, w, 3), 16, np.uint8)
+        s = max(2, min(h, w) // 4)
+        for k in range(t):
+            x = int((w - s) * k / max(1, t - 1))
+            y = (h - s) // 2
+            frames[k, y:y + s, x:x + s] = color
+        return StandInOutput(frames=frames, fps=float(fps or 8), metadata={"prompt": prompt, "stand_in": True})
+
+
+def load_pipeline(model: str):
+    """The generator a worker runs: a tenku pipeline folder, or the stand-in for ``stand-in``."""
+    if model == STAND_IN_MODEL:
+        return StandInPipeline()
+    from tenku.pipeline import TenkuPipeline
+
+    return TenkuPipeline.from_pretrained(model, device=os.environ.get("TENKU_DEVICE", "cpu"))
+
+
+def _step_fraction(*args, **kwargs) -> float | None:
+    """Read (step + 1) / steps from a sampler callback's dict (k-diffusion style) or positional ints."""
+    info = args[0] if args and isinstance(args[0], dict) else kwargs
+    i = next((info[k] for k in ("i", "step", "step_index") if k in info), None)
+    n = next((info[k] for k in ("num_steps", "steps", "total") if k in info), None)
+    if i is None and len(args) >= 2 and all(isinstance(a, int) for a in args[:2]):
+        i, n = args[0], args[1]
+    if i is None or not n:
+        return None
+    return min(1.0, (int(i) + 1) / int(n))
+
+
+def _save_video(output, path: Path) -> None:
+    try:
+        from tenku.pipeline.output import save_output
+    except ImportError:
+        from tenku.media import write_video
+
+        write_video(path, output.frames, output.fps)
+        return
+    save_output(output, path)
+
+
+def _conditioned_generation(job: Job, pipeline, **gen_kwargs):
+    """Every mode other than plain text-to-video (image-to-video, remix-as-edit, extend, edit) goes through
+    here: it runs the pipeline's typed modes when this build has them (``tenku.pipeline.modes``)."""
+    try:
+        import tenku.pipeline.modes as modes  # noqa: F401
+    except ImportError:
+        raise UnsupportedModeError(job.params.get("mode", job.kind)) from None
+    run = getattr(modes, "run_mode", None)
+    if run is None:
+        raise UnsupportedModeError(job.params.get("mode", job.kind))
+    return run(pipeline, mode=job.params.get("mode", job.kind), source=job.params.get("source_path"),
+               image=job.input_path, **gen_kwargs)
+
+
+def run_job(job: Job, pipeline, *, caps: Capabilities, data_dir: str | Path,
+            on_progress: Callable[[int], None] | None = None, num_steps: int = 0) -> dict[str, Path]:
+    """Generate one job's video and previews; returns {variant: path}. Raises JobError with a reason code."""
+    width, height = parse_size(job.size)
+    kwargs = dict(num_frames=caps.frames_for(job.seconds), height=height, width=width, fps=caps.fps,
+                  seed=job.seed, progress=False)
+    if num_steps:
+        kwargs["num_steps"] = num_steps
+
+    def callback(*args, **kw):
+        frac = _step_fraction(*args, **kw)
+        if frac is not None and on_progress is not None:
+            on_progress(int(5 + 85 * frac))
+
+    if on_progress is not None:
+        on_progress(1)
+    plain = job.kind in ("create", "remix") and not job.input_path
+    if plain:  # remix = same seed and size, new prompt: the layout of the source, the content of the prompt
+        output = pipeline(job.prompt, callback=callback, **kwargs)
+    else:
+        output = _conditioned_generation(job, pipeline, prompt=job.prompt, callback=callback, **kwargs)
+    frames = np.asarray(output.frames)
+    if frames.ndim != 4 or frames.dtype != np.uint8:
+        raise JobError("generation_error", f"the generator returned frames of shape {frames.shape} {frames.dtype}")
+    if on_progress is not None:
+        on_progress(92)
+    out_dir = job_dir(data_dir, job.id)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    video = variant_path(data_dir, job.id, "video")
+    _save_video(output, video)
+    paths = {"video": video, **write_previews(frames, out_dir)}
+    if on_progress is not None:
+        on_progress(99)
+    return paths
+
+
+class _Stop(BaseException):
+    """Raised in the worker's main thread by SIGTERM/SIGINT."""
+
+
+class _Heartbeat(threading.Thread):
+    def __init__(self, store: JobStore, job_id: str, worker: str, interval: float):
+        super().__init__(daemon=True)
+        self.store, self.job_id, self.worker, self.interval = store, job_id, worker, interval
+        self.progress = 0
+        self._sent = -1
+        self.lost = False
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        while not self._done.wait(self.interval):
+            try:
+                p = self.progress
+                if not self.store.heartbeat(self.job_id, self.worker, p if p != self._sent else None):
+                    self.lost = True
+                    return
+                self._sent = p
+            except Exception as e:  # a busy database must not kill the job; the next beat tries again
+                print(f"[{self.worker}] heartbeat failed: {e}", file=sys.stderr, flush=True)
+
+    def stop(self) -> None:
+        self._done.set()
+        self.join(timeout=5)
+
+
+def process_one(store: JobStore, pipeline, cfg: ServeConfig, caps: Capabilities, worker: str) -> bool:
+    """Claim and run one job; False when the queue was empty."""
+    job = store.claim(worker)
+    if job is None:
+        return False
+    beat = _Heartbeat(store, job.id, worker, interval=max(0.2, min(1.0, cfg.lease_seconds / 4)))
+    beat.start()
+
+    def on_progress(p: int) -> None:
+        beat.progress = p
+
+    try:
+        run_job(job, pipeline, caps=caps, data_dir=cfg.data_dir, on_progress=on_progress, num_steps=cfg.num_steps)
+    except _Stop:
+        beat.stop()
+        store.release(job.id, worker)
+        raise
+    except JobError as e:
+        beat.stop()
+        store.fail(job.id, worker, e.code, e.message)
+        return True
+    except Exception as e:
+        beat.stop()
+        traceback.print_exc()
+        store.fail(job.id, worker, "generation_error", f"generation failed: {type(e).__name__}: {e}")
+        return True
+    beat.stop()
+    if not store.complete(job.id, worker, cfg.expire_after):
+        if store.get(job.id) is None:  # deleted while it ran
+            remove_job_files(cfg.data_dir, job.id)
+    return True
+
+
+def worker_main(cfg: ServeConfig, name: str) -> int:
+    def stop(signum, frame):
+        raise _Stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    store = JobStore(cfg.resolved_db_url(), lease_seconds=cfg.lease_seconds, max_attempts=cfg.max_attempts)
+    try:
+        caps = capabilities(cfg)
+        pipeline = load_pipeline(resolve_model(cfg))
+        print(f"[{name}] ready (model {caps.model_name})", file=sys.stderr, flush=True)
+        idle = 0.02
+        last_reap = 0.0
+        while True:
+            if time.monotonic() - last_reap > min(1.0, cfg.lease_seconds / 2):
+                store.reap()
+                last_reap = time.monotonic()
+            if process_one(store, pipeline, cfg, caps, name):
+                idle = 0.02
+            else:
+                time.sleep(idle)
+                idle = min(0.25, idle * 2)
+    except _Stop:
+        return 0
+    finally:
+        store.dispose()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m tenku.serve.worker")
+    p.add_argument("--name", required=True, help="worker name recorded as the lease owner")
+    args = p.parse_args(argv)
+    raw = os.environ.get("TENKU_SERVE_CONFIG")
+    if not raw:
+        print("error: TENKU_SERVE_CONFIG is not set; workers are started by `tenku serve`", file=sys.stderr)
+        return 2
+    return worker_main(ServeConfig.from_json(raw), args.name)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
