@@ -36,7 +36,11 @@ class StandInOutput:
 class StandInPipeline:
     """A stand-in generator for exercising the server without a model (``--model stand-in``): a coloured
     square moving across a dark frame, coloured by the prompt. It produces no learned content; it has the
-    call signature of ``TenkuPipeline`` and reports sampler steps to ``callback`` the same way."""
+    call signature of ``TenkuPipeline`` and reports sampler steps to ``callback`` the same way.
+    ``TENKU_STAND_IN_STEP_SECONDS`` makes each step take that long (to hold a job in progress in tests)."""
+
+    def __init__(self):
+        self.step_seconds = float(os.environ.get("TENKU_STAND_IN_STEP_SECONDS", "0") or 0)
 
     def __call__(self, prompt, negative_prompt=None, num_frames=None, height=None, width=None, fps=None,
                  num_steps=None, guidance=None, seed=None, generator=None, callback=None, progress=True):
@@ -44,6 +48,8 @@ class StandInPipeline:
         rng = np.random.default_rng([seed or 0, sum(prompt.encode()) % 65536])
         color = rng.integers(64, 256, size=3).astype(np.uint8)
         for i in range(steps):
+            if self.step_seconds:
+                time.sleep(self.step_seconds)
             if callback is not None:
                 callback({"i": i, "num_steps": steps})
         frames = np.full((t, h, w, 3), 16, np.uint8)
