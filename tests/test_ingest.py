@@ -223,3 +223,17 @@ def test_cli_errors(tmp_path, capsys):
     assert main(["data", "stats", str(tmp_path / "empty")]) == 2
     assert "no complete shards" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_training_clip_source_reads_ingested_clips(ingested):
+    datasets = pytest.importorskip("tenku.train.datasets")
+    import torch
+
+    data, out, summary = ingested
+    src = datasets.ClipSource(out, "train", temporal_factor=4, spatial_factor=8)
+    assert len(src) == summary["clips"]["kept"]
+    for i in range(len(src)):
+        s = src.load(i, torch.Generator().manual_seed(0))
+        t, h, w = src.keys[i]
+        assert tuple(s["video"].shape) == (3, t, h, w) and (t - 1) % 4 == 0
+        assert -1.0 <= float(s["video"].min()) < float(s["video"].max()) <= 1.0
