@@ -1,0 +1,320 @@
+"""The text-to-video pipeline: prompt -> text encoder -> flow sampler over the DiT (with CFG) -> VAE decode.
+
+``TenkuPipeline.from_pretrained(folder)`` loads a pipeline folder (see :mod:`tenku.models.hub`);
+``pipe(prompt, ...)`` returns a :class:`PipelineOutput`. Conditioning frames (image-to-video,
+extension, loops, editing) enter through :meth:`TenkuPipeline._generate` as latents plus a per-frame
+mask; the typed modes build those and call it.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from tenku import __version__
+from tenku.config import FlowConfig, SampleConfig
+from tenku.errors import TenkuError, UnsupportedSizeError
+from tenku.flow import SAMPLERS, cfg_denoiser, compute_shift, shifted_schedule, truncate_schedule
+from tenku.pipeline.output import PipelineOutput
+
+Cond = tuple[torch.Tensor, torch.Tensor]  # (emb (B, L, D), mask (B, L) bool)
+
+
+def _nearby(value: int, valid: Callable[[int], bool], step: int, count: int = 2) -> list[int]:
+    """Up to ``count`` valid values on each side of ``value`` (closest first)."""
+    below = [v for v in range(value - 1, max(value - step * (count + 1), 0), -1) if valid(v)][:count]
+    above = [v for v in range(value + 1, value + step * (count + 1) + 1) if valid(v)][:count]
+    return sorted(below + above, key=lambda v: (abs(v - value), v))[: 2 * count]
+
+
+def progress_enabled(progress: bool) -> bool:
+    return bool(progress) and os.environ.get("TENKU_NO_PROGRESS", "") not in ("1", "true", "yes")
+
+
+class TenkuPipeline:
+    """VAE + DiT + text encoder + flow/sample configs. See the module docstring."""
+
+    def __init__(
+        self,
+        vae: nn.Module,
+        transformer: nn.Module,
+        text_encoder: nn.Module,
+        flow_config: FlowConfig | None = None,
+        sample_config: SampleConfig | None = None,
+        name: str | None = None,
+    ):
+        self.vae = vae.eval()
+        self.transformer = transformer.eval()
+        self.text_encoder = text_encoder.eval()
+        self.flow_config = flow_config or FlowConfig()
+        self.sample_config = sample_config or SampleConfig()
+        self.name = name or "tenku"
+        self.path: Path | None = None
+        self.decode_chunk = 2  # latent frames per VAE decode chunk after the first: bounds decoder memory
+
+    # ---- folders -----------------------------------------------------------------------------
+    @classmethod
+    def from_pretrained(
+        cls, path: str | Path, device: torch.device | str = "cpu", dtype: torch.dtype | None = None
+    ) -> "TenkuPipeline":
+        """Load a pipeline folder. ``dtype`` (e.g. torch.bfloat16 on a GPU) casts the VAE and DiT;
+        None keeps float32. A broken folder raises ModelFolderError."""
+        from tenku.models.hub import load_pipeline_folder
+
+        path = Path(path)
+        comps, flow, sample, _ = load_pipeline_folder(path, device=device, dtype=None)
+        if dtype is not None:
+            comps["vae"].to(dtype)
+            comps["transformer"].to(dtype)
+        pipe = cls(comps["vae"], comps["transformer"], comps["text_encoder"], flow, sample, name=path.name)
+        pipe.path = path.resolve()
+        return pipe
+
+    def save_pretrained(self, path: str | Path, dtype: torch.dtype | None = None) -> Path:
+        """Write the pipeline folder (atomically renamed into place). ``dtype`` casts stored weights."""
+        from tenku.models.hub import save_pipeline_folder
+
+        comps = {"vae": self.vae, "transformer": self.transformer, "text_encoder": self.text_encoder}
+        return save_pipeline_folder(path, comps, self.flow_config, self.sample_config, dtype=dtype)
+
+    def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> "TenkuPipeline":
+        self.vae.to(device=device, dtype=dtype)
+        self.transformer.to(device=device, dtype=dtype)
+        self.text_encoder.to(device=device)
+        return self
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.transformer.parameters()).device
+
+    # ---- sizes -------------------------------------------------------------------------------
+    @property
+    def spatial_multiple(self) -> tuple[int, int]:
+        """(height, width) must be multiples of these: VAE spatial factor x DiT patch size."""
+        sf = self.vae.cfg.spatial_factor
+        _, ph, pw = self.transformer.cfg.patch_size
+        return sf * ph, sf * pw
+
+    def is_valid_num_frames(self, n: int) -> bool:
+        tf = self.vae.cfg.temporal_factor
+        pt = self.transformer.cfg.patch_size[0]
+        return n >= 1 and (n - 1) % tf == 0 and (1 + (n - 1) // tf) % pt == 0
+
+    def nearest_num_frames(self, n: float) -> int:
+        """The valid frame count closest to ``n`` (ties go to the longer clip)."""
+        best = 1
+        for cand in range(1, int(n) + 4 * self.vae.cfg.temporal_factor * self.transformer.cfg.patch_size[0] + 2):
+            if self.is_valid_num_frames(cand) and abs(cand - n) <= abs(best - n):
+                best = cand
+        return best
+
+    def check_size(self, num_frames: int, height: int, width: int) -> None:
+        """Raise UnsupportedSizeError (listing valid nearby values) unless the model can make this size."""
+        mh, mw = self.spatial_multiple
+        tf = self.vae.cfg.temporal_factor
+        problems = []
+        if not isinstance(num_frames, int) or not self.is_valid_num_frames(num_frames):
+            near = _nearby(int(num_frames), self.is_valid_num_frames, tf * self.transformer.cfg.patch_size[0])
+            problems.append(f"{num_frames} frames is not a valid length (1 + {tf}*k frames); "
+                            f"valid nearby: {', '.join(map(str, near))}")
+        for what, v, m in (("height", height, mh), ("width", width, mw)):
+            if not isinstance(v, int) or v < m or v % m:
+                near = _nearby(int(v), lambda x, m=m: x >= m and x % m == 0, m)
+                problems.append(f"{what} {v} is not a positive multiple of {m}; valid nearby: "
+                                f"{', '.join(map(str, near))}")
+        if problems:
+            raise UnsupportedSizeError("; ".join(problems))
+
+    def latent_shape(self, num_frames: int, height: int, width: int) -> tuple[int, int, int, int]:
+        sf, tf = self.vae.cfg.spatial_factor, self.vae.cfg.temporal_factor
+        return (self.vae.cfg.latent_channels, 1 + (num_frames - 1) // tf, height // sf, width // sf)
+
+    def num_tokens(self, latent_shape: tuple[int, ...]) -> int:
+        _, t, h, w = latent_shape
+        pt, ph, pw = self.transformer.cfg.patch_size
+        return (t // pt) * (h // ph) * (w // pw)
+
+    # ---- steps -------------------------------------------------------------------------------
+    @torch.no_grad()
+    def encode_prompt(self, prompt: str, negative_prompt: str | None, guidance: float) -> tuple[Cond, Cond | None]:
+        """(cond, uncond); uncond is None when guidance == 1 (no unconditional pass)."""
+        if guidance == 1.0:
+            emb, mask = self.text_encoder.encode([prompt])
+            return (emb, mask), None
+        emb, mask = self.text_encoder.encode([prompt, negative_prompt or ""])  # (2, L, D), (2, L)
+        return (emb[:1], mask[:1]), (emb[1:], mask[1:])
+
+    def _model(self, cond_mask: torch.Tensor | None) -> Callable[[torch.Tensor, torch.Tensor, Cond], torch.Tensor]:
+        """model(x (B,C,T,h,w), t (B,), (emb, mask)) -> v (B,C,T,h,w), through the packed DiT."""
+        p = next(self.transformer.parameters())
+
+        def model(x: torch.Tensor, t: torch.Tensor, cond: Cond) -> torch.Tensor:
+            emb, mask = cond
+            clean = None
+            if cond_mask is not None:
+                clean = [cond_mask[i % cond_mask.shape[0]] for i in range(x.shape[0])]
+            xs = list(x.to(p.dtype).unbind(0))  # B x (C, T, h, w)
+            v = self.transformer(xs, t.to(p.dtype), emb.to(device=p.device, dtype=p.dtype), mask.to(p.device),
+                                 clean=clean)
+            return torch.stack(v).to(x.dtype)  # (B, C, T, h, w)
+
+        return model
+
+    @torch.no_grad()
+    def _generate(
+        self,
+        cond: Cond,
+        uncond: Cond | None,
+        noise: torch.Tensor,
+        num_steps: int,
+        guidance: float,
+        sampler: str = "euler",
+        callback: Callable[[dict], None] | None = None,
+        progress: bool = True,
+        cond_latents: torch.Tensor | None = None,
+        cond_mask: torch.Tensor | None = None,
+        init_latents: torch.Tensor | None = None,
+        strength: float | None = None,
+    ) -> torch.Tensor:
+        """Sample latents (B, C, T', h, w) from ``noise`` of that shape.
+
+        cond_latents + cond_mask ((B, T') or (T',) bool): latent frames held fixed (and shown to the DiT
+        as clean). init_latents + strength in (0, 1]: start from these latents noised to t = strength
+        (editing); strength 1 is plain generation."""
+        if sampler not in SAMPLERS:
+            raise TenkuError(f"unknown sampler {sampler!r}; choose one of {sorted(SAMPLERS)}")
+        device = self.device
+        x = noise.to(device=device, dtype=torch.float32)
+        shift = compute_shift(self.num_tokens(tuple(x.shape[1:])), self.flow_config)
+        ts = shifted_schedule(num_steps, shift)
+        if init_latents is not None:
+            s = 1.0 if strength is None else float(strength)
+            if not 0.0 < s <= 1.0:
+                raise TenkuError(f"strength must be in (0, 1], got {strength}")
+            ts = truncate_schedule(ts, s)
+            t0 = float(ts[0])
+            x = (1 - t0) * init_latents.to(x) + t0 * x
+        if cond_mask is not None:
+            if cond_latents is None:
+                raise TenkuError("cond_mask needs cond_latents (the latent frames to hold fixed)")
+            cond_mask = cond_mask.to(device=device, dtype=torch.bool)
+            if cond_mask.ndim == 1:
+                cond_mask = cond_mask[None].expand(x.shape[0], -1)
+            cond_latents = cond_latents.to(x)
+        denoise = cfg_denoiser(self._model(cond_mask), cond, uncond, guidance)
+        bar = None
+        if progress_enabled(progress):
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(ts) - 1, desc="denoising", unit="step", leave=False)
+
+        def on_step(d: dict) -> None:
+            if bar is not None:
+                bar.update(1)
+            if callback is not None:
+                callback(d)
+
+        try:
+            return SAMPLERS[sampler](denoise, x, ts.to(device), callback=on_step, clean_mask=cond_mask,
+                                     x_clean=cond_latents)
+        finally:
+            if bar is not None:
+                bar.close()
+
+    @torch.no_grad()
+    def decode(self, latents: torch.Tensor) -> np.ndarray:
+        """Latents (1, C, T', h, w) -> frames (T, H, W, 3) uint8, decoded in time chunks."""
+        p = next(self.vae.parameters())
+        chunk = max(1, int(self.decode_chunk))
+        parts = []
+        for video in self.vae.decode_iter(latents.to(device=p.device, dtype=p.dtype), chunk_size=chunk):
+            v = ((video[0].float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)  # (3, t, H, W)
+            parts.append(v.permute(1, 2, 3, 0).cpu().numpy())  # (t, H, W, 3)
+        return np.ascontiguousarray(np.concatenate(parts, axis=0))
+
+    # ---- the call ----------------------------------------------------------------------------
+    def resolve(self, **kwargs: Any) -> dict[str, Any]:
+        """Fill unset arguments from the sample config and check them; returns the resolved values."""
+        sc = self.sample_config
+        r = {k: (sc_v if kwargs.get(k) is None else kwargs[k]) for k, sc_v in (
+            ("num_frames", sc.num_frames), ("height", sc.height), ("width", sc.width), ("fps", sc.fps),
+            ("num_steps", sc.num_steps), ("guidance", sc.guidance), ("sampler", sc.sampler))}
+        self.check_size(r["num_frames"], r["height"], r["width"])
+        if not r["fps"] or float(r["fps"]) <= 0:
+            raise UnsupportedSizeError(f"fps must be positive, got {r['fps']}")
+        if not isinstance(r["num_steps"], int) or r["num_steps"] < 1:
+            raise TenkuError(f"num_steps must be a positive integer, got {r['num_steps']}")
+        if float(r["guidance"]) < 0:
+            raise TenkuError(f"guidance must be >= 0 (1 = no guidance), got {r['guidance']}")
+        if r["sampler"] not in SAMPLERS:
+            raise TenkuError(f"unknown sampler {r['sampler']!r}; choose one of {sorted(SAMPLERS)}")
+        return r
+
+    @staticmethod
+    def make_generator(seed: int | None, generator: torch.Generator | None) -> tuple[torch.Generator, int]:
+        """(CPU generator, seed): the given generator, else one seeded by ``seed`` (random when None)."""
+        if generator is not None:
+            return generator, int(seed if seed is not None else generator.initial_seed())
+        if seed is None:
+            seed = random.SystemRandom().randrange(2**31)
+        if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**63:
+            raise TenkuError(f"seed must be an integer in [0, 2**63), got {seed!r}")
+        return torch.Generator(device="cpu").manual_seed(seed), seed
+
+    def __call__(
+        self,
+        prompt: str,
+        negative_prompt: str | None = None,
+        num_frames: int | None = None,
+        height: int | None = None,
+        width: int | None = None,
+        fps: float | None = None,
+        num_steps: int | None = None,
+        guidance: float | None = None,
+        seed: int | None = None,
+        generator: torch.Generator | None = None,
+        callback: Callable[[dict], None] | None = None,
+        progress: bool = True,
+        sampler: str | None = None,
+        latents: torch.Tensor | None = None,
+    ) -> PipelineOutput:
+        """Generate one clip. Unset arguments come from ``sample_config``. ``num_frames = 1`` is an image.
+        Same seed (or an equally seeded ``generator``), same frames: noise is drawn on the CPU.
+        ``latents``: explicit initial noise (1, C, T', h, w) instead of drawing it."""
+        if not isinstance(prompt, str):
+            raise TenkuError(f"prompt must be a string, got {type(prompt).__name__}")
+        r = self.resolve(num_frames=num_frames, height=height, width=width, fps=fps, num_steps=num_steps,
+                         guidance=guidance, sampler=sampler)
+        start = time.perf_counter()
+        gen, seed = self.make_generator(seed, generator)
+        shape = (1, *self.latent_shape(r["num_frames"], r["height"], r["width"]))
+        if latents is not None:
+            if tuple(latents.shape) != shape:
+                raise TenkuError(f"latents must have shape {shape}, got {tuple(latents.shape)}")
+            noise = latents.float()
+        else:
+            noise = torch.randn(shape, generator=gen, device=gen.device, dtype=torch.float32)
+        with torch.no_grad():
+            cond, uncond = self.encode_prompt(prompt, negative_prompt, float(r["guidance"]))
+            z = self._generate(cond, uncond, noise, r["num_steps"], float(r["guidance"]), r["sampler"],
+                               callback=callback, progress=progress)
+            frames = self.decode(z)
+        meta = self.metadata(prompt, negative_prompt, seed, r)
+        meta["seconds_taken"] = round(time.perf_counter() - start, 3)
+        return PipelineOutput(frames=frames, fps=float(r["fps"]), metadata=meta, latents=z.cpu())
+
+    def metadata(self, prompt: str, negative_prompt: str | None, seed: int, r: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "prompt": prompt, "negative_prompt": negative_prompt, "seed": seed, "num_steps": r["num_steps"],
+            "guidance": float(r["guidance"]), "sampler": r["sampler"], "width": r["width"], "height": r["height"],
+            "num_frames": r["num_frames"], "fps": float(r["fps"]), "duration": r["num_frames"] / float(r["fps"]),
+            "model": self.name, "model_path": str(self.path) if self.path else None, "tenku_version": __version__,
+        }
