@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from tenku.errors import MediaError, UnsupportedSizeError
+from tenku.errors import MediaError, TenkuError, UnsupportedSizeError
 from tenku.pipeline import PipelineOutput, TenkuPipeline, default_model_path, save_output
 from tenku.testing import make_tiny_pipeline
 
@@ -96,6 +96,17 @@ def test_conditioning_frames_are_held(pipe):
     edit = pipe._generate(cond, uncond, noise, 8, 2.0, init_latents=given, strength=0.3, progress=False)
     fresh = pipe._generate(cond, uncond, noise, 8, 2.0, progress=False)
     assert (edit - given).abs().mean() < (fresh - given).abs().mean()
+
+
+def test_run_with_conditioning_frames_from_a_video(pipe):
+    first = pipe("a red ball", seed=0)
+    given = pipe.encode_frames(first.frames)  # (1, C, 3, 8, 8)
+    assert given.shape == (1, 4, 3, 8, 8)
+    mask = torch.tensor([True, False, False])
+    out = pipe._run("a red ball", seed=1, cond_latents=given, cond_mask=mask, extra_metadata={"mode": "i2v"})
+    assert torch.equal(out.latents[:, :, 0], given[:, :, 0]) and out.metadata["mode"] == "i2v"
+    with pytest.raises(TenkuError, match=r"cond_latents must have shape \(1, 4, 3, 8, 8\)"):
+        pipe._run("x", cond_latents=given[:, :, :2], cond_mask=mask[:2])
 
 
 def test_save_pretrained_round_trip_gives_identical_frames(pipe, tmp_path):

@@ -289,27 +289,62 @@ class TenkuPipeline:
         """Generate one clip. Unset arguments come from ``sample_config``. ``num_frames = 1`` is an image.
         Same seed (or an equally seeded ``generator``), same frames: noise is drawn on the CPU.
         ``latents``: explicit initial noise (1, C, T', h, w) instead of drawing it."""
+        return self._run(prompt, negative_prompt, num_frames=num_frames, height=height, width=width, fps=fps,
+                         num_steps=num_steps, guidance=guidance, seed=seed, generator=generator,
+                         callback=callback, progress=progress, sampler=sampler, latents=latents)
+
+    def _run(
+        self,
+        prompt: str,
+        negative_prompt: str | None = None,
+        *,
+        seed: int | None = None,
+        generator: torch.Generator | None = None,
+        callback: Callable[[dict], None] | None = None,
+        progress: bool = True,
+        latents: torch.Tensor | None = None,
+        cond_latents: torch.Tensor | None = None,
+        cond_mask: torch.Tensor | None = None,
+        init_latents: torch.Tensor | None = None,
+        strength: float | None = None,
+        extra_metadata: dict[str, Any] | None = None,
+        **sizes: Any,
+    ) -> PipelineOutput:
+        """The whole call, plus conditioning for generation modes: ``cond_latents`` (1, C, T', h, w) with
+        ``cond_mask`` (T',) bool (frames held fixed), or ``init_latents`` + ``strength`` (editing).
+        ``sizes``: num_frames, height, width, fps, num_steps, guidance, sampler (None = default)."""
         if not isinstance(prompt, str):
             raise TenkuError(f"prompt must be a string, got {type(prompt).__name__}")
-        r = self.resolve(num_frames=num_frames, height=height, width=width, fps=fps, num_steps=num_steps,
-                         guidance=guidance, sampler=sampler)
+        r = self.resolve(**sizes)
         start = time.perf_counter()
         gen, seed = self.make_generator(seed, generator)
         shape = (1, *self.latent_shape(r["num_frames"], r["height"], r["width"]))
+        for what, z in (("latents", latents), ("cond_latents", cond_latents), ("init_latents", init_latents)):
+            if z is not None and tuple(z.shape) != shape:
+                raise TenkuError(f"{what} must have shape {shape} for {r['num_frames']} frames at "
+                                 f"{r['width']}x{r['height']}, got {tuple(z.shape)}")
         if latents is not None:
-            if tuple(latents.shape) != shape:
-                raise TenkuError(f"latents must have shape {shape}, got {tuple(latents.shape)}")
             noise = latents.float()
         else:
             noise = torch.randn(shape, generator=gen, device=gen.device, dtype=torch.float32)
         with torch.no_grad():
             cond, uncond = self.encode_prompt(prompt, negative_prompt, float(r["guidance"]))
             z = self._generate(cond, uncond, noise, r["num_steps"], float(r["guidance"]), r["sampler"],
-                               callback=callback, progress=progress)
+                               callback=callback, progress=progress, cond_latents=cond_latents,
+                               cond_mask=cond_mask, init_latents=init_latents, strength=strength)
             frames = self.decode(z)
         meta = self.metadata(prompt, negative_prompt, seed, r)
+        meta.update(extra_metadata or {})
         meta["seconds_taken"] = round(time.perf_counter() - start, 3)
         return PipelineOutput(frames=frames, fps=float(r["fps"]), metadata=meta, latents=z.cpu())
+
+    @torch.no_grad()
+    def encode_frames(self, frames: np.ndarray) -> torch.Tensor:
+        """Frames (T, H, W, 3) uint8 (T = 1 + tf*k, sizes as for generation) -> latents (1, C, T', h, w)."""
+        p = next(self.vae.parameters())
+        video = torch.from_numpy(np.ascontiguousarray(frames)).permute(3, 0, 1, 2)[None]  # (1, 3, T, H, W)
+        video = video.to(device=p.device, dtype=p.dtype) / 127.5 - 1.0
+        return self.vae.encode(video, chunk_size=self.decode_chunk).float()
 
     def metadata(self, prompt: str, negative_prompt: str | None, seed: int, r: dict[str, Any]) -> dict[str, Any]:
         return {
