@@ -24,6 +24,16 @@ DIRECTION_PHRASES = {
     "left": ("to the left", "leftward", "toward the left edge"),
     "up-left": ("up and to the left", "diagonally up-left", "toward the top left"),
 }
+# user-style forms read by parse_caption ("moving up", "heading down-left", ...); never generated
+_DIRECTION_WORDS = {"up": ("up", "upwards"), "up-right": ("up-right", "up right", "up and right"),
+                    "right": ("right",), "down-right": ("down-right", "down right", "down and right"),
+                    "down": ("down", "downwards"), "down-left": ("down-left", "down left", "down and left"),
+                    "left": ("left",), "up-left": ("up-left", "up left", "up and left")}
+_MOTION_VERBS = ("moving", "moves", "move", "going", "goes", "heading", "heads", "flying", "flies",
+                 "rolling", "rolls", "sliding", "slides", "travelling", "traveling", "travels")
+PARSE_DIRECTION_PHRASES = {d: DIRECTION_PHRASES[d] + tuple(f"{v} {w}" for v in _MOTION_VERBS
+                                                             for w in _DIRECTION_WORDS[d] + DIRECTION_PHRASES[d])
+                           for d in DIRECTION_PHRASES}
 CAMERA_PHRASES = {
     "right": ("the camera pans right", "the view pans right"),
     "left": ("the camera pans left", "the view pans left"),
@@ -172,7 +182,7 @@ def parse_caption(text: str) -> dict:
 
     take(BACKGROUND_PHRASES, "backgrounds")
     take(CAMERA_PHRASES, "camera")
-    take(DIRECTION_PHRASES, "directions")
+    take(PARSE_DIRECTION_PHRASES, "directions")
     take(SPEED_PHRASES, "speeds")
     colors, sizes = _alternation(COLORS), _alternation([w for ws in SIZE_WORDS.values() for w in ws])
     shape_inv = {w: k for k, ws in SHAPE_WORDS.items() for w in ws}

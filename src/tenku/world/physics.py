@@ -2,7 +2,7 @@
 
 Bodies have density 1 (mass = area), no rotation (infinite moment) and no friction, so collisions
 exchange momentum along the contact normal only and elastic contacts (elasticity 1) conserve kinetic
-energy. Walls are thick static segments whose surfaces lie exactly on the world border. The step is
+energy. Walls are thick static segments whose surfaces lie just inside the world border. The step is
 ``1 / (fps * substeps)`` with about 240 steps per second; a scene in which nothing can touch anything
 and nothing accelerates is stepped once per frame (the motion is exact either way). Everything runs
 in a fixed order from the spec alone, so the same spec gives the same trajectory bit for bit.
@@ -20,6 +20,8 @@ from tenku.world.spec import SceneSpec, shape_area, shape_vertices
 WALL = -1  # the id used for walls and the floor in collision pairs
 STEPS_PER_SECOND = 240
 _WALL_THICKNESS = 1000.0
+WALL_INSET_PX = 0.75  # wall surfaces sit this far inside the frame border, so the anti-aliased edge of
+# an object touching a wall (and any sub-step penetration) stays inside the frame
 
 
 @dataclass
@@ -68,9 +70,10 @@ def simulate(spec: SceneSpec) -> Trajectory:
         bodies.append(body)
         shape_ids[shape] = (i, None)
     w, h, th = spec.world_width, spec.world_height, _WALL_THICKNESS
-    wall_geometry = {  # segment end points and radius: the surface sits on the world border
-        "left": ((-th, -th), (-th, h + th)), "right": ((w + th, -th), (w + th, h + th)),
-        "top": ((-th, -th), (w + th, -th)), "bottom": ((-th, h + th), (w + th, h + th)),
+    e = WALL_INSET_PX / spec.px_per_unit
+    wall_geometry = {  # segment end points and radius: the surface sits just inside the world border
+        "left": ((e - th, -th), (e - th, h + th)), "right": ((w - e + th, -th), (w - e + th, h + th)),
+        "top": ((-th, e - th), (w + th, e - th)), "bottom": ((-th, h - e + th), (w + th, h - e + th)),
     }
     for side in spec.walls:
         a, b = wall_geometry[side]
