@@ -1,0 +1,213 @@
+"""Run a suite against a model (or the ground truth) and assemble the report.
+
+``evaluate(suite, out_dir, model=...)`` generates each t2v clip from its prompt, continues each physics
+clip from its first frames with ``extend_fn(first_frames, prompt, num_frames) -> frames``, reconstructs
+the recon clips with the model's VAE, parses everything with the object parser and writes the report
+files (:mod:`tenku.eval.report`). With ``ground_truth=True`` the world's own clips stand in for the
+model (the ceiling): every metric is at its best.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from tenku.errors import TenkuError
+
+GenerateFn = Callable[[str, int, int, int, float, int], np.ndarray]  # (prompt, T, H, W, fps, seed) -> frames
+ExtendFn = Callable[[np.ndarray, str, int], np.ndarray]  # (first_frames, prompt, num_frames) -> frames
+ReconFn = Callable[[np.ndarray], np.ndarray]  # frames -> reconstructed frames
+
+
+def code_version() -> dict:
+    import tenku
+
+    out = {"tenku": tenku.__version__, "git": None}
+    try:
+        r = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(tenku.__file__).parent, capture_output=True,
+                           text=True, timeout=5)
+        if r.returncode == 0:
+            out["git"] = r.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return out
+
+
+def _to_video(frames: np.ndarray):
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(frames)).permute(3, 0, 1, 2)[None].float() / 127.5 - 1.0
+
+
+def pipeline_functions(pipe, steps: int | None, seed: int) -> tuple[GenerateFn, ExtendFn, ReconFn]:
+    """generate / extend / reconstruct through a :class:`tenku.pipeline.TenkuPipeline`.
+
+    Extension encodes the given frames with the VAE (whole latent frames: 1 + 4k frames for a 4x
+    temporal VAE), holds those latent frames fixed (clean) and samples the rest, as the pipeline's
+    conditioning API (``_generate(cond_latents=, cond_mask=)``) does for every frame-conditioned mode."""
+    import torch
+
+    def generate(prompt, T, H, W, fps, s):
+        return pipe(prompt, num_frames=T, height=H, width=W, fps=fps, num_steps=steps, seed=s,
+                    progress=False).frames
+
+    def extend(first, prompt, T):
+        H, W = first.shape[1:3]
+        r = pipe.resolve(num_frames=T, height=H, width=W, num_steps=steps)
+        with torch.no_grad():
+            p = next(pipe.vae.parameters())
+            given = pipe.vae.encode(_to_video(first).to(p.device, p.dtype))  # (1, C, k', h, w)
+            shape = (1, *pipe.latent_shape(T, H, W))
+            k = given.shape[2]
+            cond = torch.zeros(shape)
+            cond[:, :, :k] = given.float().cpu()
+            mask = torch.zeros(shape[2], dtype=torch.bool)
+            mask[:k] = True
+            gen = torch.Generator().manual_seed(seed)
+            noise = torch.randn(shape, generator=gen)
+            c, u = pipe.encode_prompt(prompt, None, float(r["guidance"]))
+            z = pipe._generate(c, u, noise, r["num_steps"], float(r["guidance"]), r["sampler"], progress=False,
+                               cond_latents=cond, cond_mask=mask)
+            return pipe.decode(z)
+
+    def recon(frames):
+        with torch.no_grad():
+            p = next(pipe.vae.parameters())
+            z = pipe.vae.encode(_to_video(frames).to(p.device, p.dtype))
+            return pipe.decode(z)
+
+    return generate, extend, recon
+
+
+def evaluate(suite: str = "default", out_dir: str | Path = "eval-report", model: str | Path | None = None,
+             ground_truth: bool = False, clips: int | None = None, seed: int = 0, steps: int | None = None,
+             generate_fn: GenerateFn | None = None, extend_fn: ExtendFn | None = None,
+             recon_fn: ReconFn | None = None, model_name: str | None = None, progress: bool = True) -> dict:
+    """Evaluate and write the report into ``out_dir``; returns the report dict.
+
+    Give ``model`` (a pipeline folder), or ``ground_truth=True``, or your own functions (``generate_fn``,
+    ``extend_fn``, ``recon_fn``; tasks without a function are skipped)."""
+    from tenku.eval import metrics, physics
+    from tenku.eval.report import write_report
+    from tenku.eval.suites import build_suite, default_parser
+
+    cfg, items = build_suite(suite, clips)
+    if ground_truth:
+        model_info = {"name": "ground-truth", "path": None}
+        by_prompt = {it.prompt: it for it in items}
+
+        def generate_fn(prompt, T, H, W, fps, s):  # noqa: F811  (the world's own clip)
+            return by_prompt[prompt].frames
+
+        def extend_fn(first, prompt, T):  # noqa: F811
+            return by_prompt[prompt].frames
+
+        def recon_fn(frames):  # noqa: F811
+            return frames
+    elif model is not None:
+        from tenku.pipeline import TenkuPipeline
+
+        pipe = TenkuPipeline.from_pretrained(model)
+        generate_fn, extend_fn, recon_fn = pipeline_functions(pipe, steps, seed)
+        model_info = {"name": getattr(pipe, "name", None) or Path(model).name, "path": str(model)}
+    elif generate_fn is None and extend_fn is None and recon_fn is None:
+        raise TenkuError("evaluate() needs a model folder, ground_truth=True, or generate/extend/recon functions")
+    else:
+        model_info = {"name": model_name or "custom", "path": None}
+
+    parser = default_parser()
+    results, videos = [], {}
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(items), desc="eval", unit="clip")
+    for n, it in enumerate(items):
+        gt, ref = it.ground_truth, it.frames
+        T, H, W, fps = gt["num_frames"], gt["height"], gt["width"], float(gt["fps"])
+        res = {"id": it.id, "task": it.task, "split": it.split, "scenario": it.scenario, "prompt": it.prompt}
+        out = None
+        if it.task == "t2v" and generate_fn is not None:
+            out = _check_output(generate_fn(it.prompt, T, H, W, fps, seed + n), ref, it.id)
+            dets = parser.parse_video(out)
+            res["adherence"] = metrics.adherence(dets, it.facts, gt)
+            res["permanence"] = metrics.permanence(dets, gt, it.spec, 0)
+            res["flicker"] = metrics.flicker_score(out)
+            res["flicker_ground_truth"] = metrics.flicker_score(ref)
+        elif it.task == "physics" and extend_fn is not None:
+            out = _check_output(extend_fn(ref[: it.cond_frames].copy(), it.prompt, T), ref, it.id)
+            dets, rdets = parser.parse_video(out), parser.parse_video(ref)
+            res["physics"] = physics.clip_physics(dets, rdets, gt, it.scenario, it.cond_frames)
+            res["permanence"] = metrics.permanence(dets, gt, it.spec, it.cond_frames)
+        elif it.task == "recon" and recon_fn is not None:
+            out = _check_output(recon_fn(ref), ref, it.id)
+            res["psnr"] = metrics.psnr(out, ref)
+            res["ssim"] = metrics.ssim(out, ref)
+        if out is not None:
+            videos[it.id] = (out, ref)
+            results.append(res)
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    report = {
+        "format": "tenku-eval-report", "format_version": 1,
+        "suite": {"name": cfg.name, "version": cfg.version, **cfg.to_dict()},
+        "model": model_info, "code_version": code_version(), "seed": int(seed), "steps": steps,
+        "metrics": summarize(results), "clips": [_compact(r) for r in results],
+    }
+    write_report(report, results, videos, out_dir)
+    return report
+
+
+def _check_output(frames, ref: np.ndarray, what: str) -> np.ndarray:
+    frames = np.asarray(frames)
+    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[1:] != ref.shape[1:]:
+        raise TenkuError(f"clip {what}: the model returned frames {frames.dtype} {frames.shape}, expected uint8 "
+                         f"(T, {ref.shape[1]}, {ref.shape[2]}, 3); use a model that generates "
+                         f"{ref.shape[2]}x{ref.shape[1]} clips")
+    if len(frames) < len(ref):
+        raise TenkuError(f"clip {what}: the model returned {len(frames)} frames, expected {len(ref)}")
+    return frames[: len(ref)]
+
+
+def _compact(r: dict) -> dict:
+    out = {k: v for k, v in r.items() if k != "physics"}
+    if "physics" in r:
+        out["physics"] = {k: v for k, v in r["physics"].items() if not k.startswith("positions")}
+    return out
+
+
+def summarize(results: list[dict]) -> dict:
+    """Every metric of the report, aggregated over clips (definitions in tenku.eval.metrics/physics)."""
+    from tenku.eval import metrics, physics
+
+    t2v = [r for r in results if r["task"] == "t2v"]
+    phys = [r for r in results if r["task"] == "physics"]
+    rec = [r for r in results if r["task"] == "recon"]
+    out: dict = {}
+    if t2v:
+        out["adherence"] = metrics.summarize_adherence(t2v)
+    if phys:
+        out["physics"] = {}
+        for name, split in (("in_distribution", "test_id"), ("out_of_distribution", "test_ood")):
+            sel = [r["physics"] for r in phys if r["split"] == split]
+            if sel:
+                out["physics"][name] = physics.summarize_physics(sel)
+    perm = [r for r in results if r.get("permanence")]
+    if perm:
+        out["permanence"] = metrics.summarize_permanence(perm)
+    q: dict = {}
+    if rec:
+        q["reconstruction_psnr"] = float(np.mean([r["psnr"] for r in rec]))
+        q["reconstruction_ssim"] = float(np.mean([r["ssim"] for r in rec]))
+        q["reconstruction_clips"] = len(rec)
+    if t2v:
+        q["flicker"] = float(np.mean([r["flicker"] for r in t2v]))
+        q["flicker_ground_truth"] = float(np.mean([r["flicker_ground_truth"] for r in t2v]))
+    if q:
+        out["quality"] = q
+    return out
