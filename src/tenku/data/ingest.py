@@ -243,6 +243,7 @@ def process_unit(task: tuple[int, list[dict], dict, bool]) -> dict:
                 continue
             meta = {"source": src, "start": round(c.start, 3), "end": round(c.end, 3), "scene": c.scene,
                     "part": c.part, "segment_start": item["start"], "source_size": [info["width"], info["height"]],
+                    "rotation": info["rotation"],
                     "source_fps": round(info["fps"], 3), "cuts": info["cuts"], **st}
             kept.append({"frames": c.frames, "previews": c.previews, "meta": meta, "sidecar": sidecar,
                          "group": f"{src}@{item['start']}#{c.scene}"})

@@ -154,6 +154,37 @@ class _Out:
     preview: np.ndarray | None
 
 
+class _Geometry:
+    """Display rotation, bucket and scaling of one source. Frames are scaled in their coded
+    orientation (cheaper), then turned upright as the container's display matrix says
+    (``rotation``: degrees counter-clockwise, as ffmpeg's players apply it)."""
+
+    def __init__(self, coded_w: int, coded_h: int, rotation: int, size: tuple[int, int], previews: bool):
+        self.k = int(round((rotation or 0) / 90.0)) % 4
+        self.rotation = self.k * 90
+        self.width, self.height = (coded_h, coded_w) if self.k % 2 else (coded_w, coded_h)
+        self.bucket = closest_bucket(self.width, self.height, make_buckets(*size))
+        bw, bh = self.bucket
+        self._cover = cover_size(self.width, self.height, bw, bh)
+        if previews:  # the same crop at up to PREVIEW_SIDE pixels on its long side
+            s = max(bw / self.width, bh / self.height)
+            ps = min(1.0, PREVIEW_SIDE * s / max(bw, bh))
+            self.preview_size = (max(2, round(bw / s * ps)), max(2, round(bh / s * ps)))
+            self._preview_cover = cover_size(self.width, self.height, *self.preview_size)
+
+    def _scaled(self, frame, w: int, h: int) -> np.ndarray:
+        if self.k % 2:
+            w, h = h, w
+        a = frame.to_ndarray(format="rgb24", width=w, height=h, interpolation="AREA")
+        return np.ascontiguousarray(np.rot90(a, self.k)) if self.k else a
+
+    def cover(self, frame) -> np.ndarray:
+        return self._scaled(frame, *self._cover)
+
+    def preview(self, frame) -> np.ndarray:
+        return center_crop(self._scaled(frame, *self._preview_cover), *self.preview_size)
+
+
 def _frame_time(frame, index: int, fps: float) -> float:
     t = frame.time
     return float(t) if t is not None else index / (fps or 25.0)
@@ -177,16 +208,9 @@ def extract_clips(path: str | Path, size: tuple[int, int], fps: float, max_frame
     info = probe(path)  # raises MediaError for missing, empty and non-video files
     if not info["width"] or not info["height"]:
         raise MediaError(f"{path} has a video stream without a frame size")
-    bucket = closest_bucket(info["width"], info["height"], make_buckets(*size))
-    bw, bh = bucket
-    cw, ch = cover_size(info["width"], info["height"], bw, bh)
     src_fps = info["fps"] or 25.0
     det = CutDetector(min_gap=max(1, round(0.5 * src_fps)), **(detector or {}))
-    if previews:  # the same crop at up to PREVIEW_SIDE pixels on its long side
-        s = max(bw / info["width"], bh / info["height"])
-        ps = min(1.0, PREVIEW_SIDE * s / max(bw, bh))
-        pb = (max(2, round(bw / s * ps)), max(2, round(bh / s * ps)))
-        pc = cover_size(info["width"], info["height"], *pb)
+    geo: _Geometry | None = None  # set from the first frame (its display rotation)
 
     buf: list[_Out] = []
     scene, part = 0, 0
@@ -219,7 +243,9 @@ def extract_clips(path: str | Path, size: tuple[int, int], fps: float, max_frame
                     continue
                 if end is not None and t >= end - 1e-6:
                     break
-                cover = frame.to_ndarray(format="rgb24", width=cw, height=ch, interpolation="AREA")
+                if geo is None:
+                    geo = _Geometry(info["width"], info["height"], getattr(frame, "rotation", 0), size, previews > 0)
+                cover = geo.cover(frame)
                 times.append(t)
                 f_hsv = hsv(cover)
                 cuts = det.push(n, content_score(prev_hsv, f_hsv)) if prev_hsv is not None else []
@@ -231,9 +257,8 @@ def extract_clips(path: str | Path, size: tuple[int, int], fps: float, max_frame
                     use = cur if prev is None or abs(t - next_t) <= abs(next_t - prev[1]) else prev
                     pv = None
                     if previews:
-                        pv = center_crop(use[2].to_ndarray(format="rgb24", width=pc[0], height=pc[1],
-                                                           interpolation="AREA"), *pb)
-                    buf.append(_Out(use[0], next_t, center_crop(use[3], bw, bh), pv))
+                        pv = geo.preview(use[2])
+                    buf.append(_Out(use[0], next_t, center_crop(use[3], *geo.bucket), pv))
                     next_t += step
                 prev = cur
                 for c in cuts:
@@ -273,7 +298,7 @@ def extract_clips(path: str | Path, size: tuple[int, int], fps: float, max_frame
         buf = buf[max_frames:]
         part += 1
     if stats is not None:
-        stats.update({"width": info["width"], "height": info["height"], "fps": src_fps,
-                      "bucket": [bw, bh], "decoded_frames": n,
+        stats.update({"width": geo.width, "height": geo.height, "rotation": geo.rotation, "fps": src_fps,
+                      "bucket": list(geo.bucket), "decoded_frames": n,
                       "cuts": [round(times[c], 3) for c in cuts_seen],
                       "scores": [(i, round(sc, 2), round(r, 2)) for i, sc, r in det.scores]})
