@@ -141,3 +141,13 @@ def test_hf_text_encoder_saved_in_a_component_folder(tmp_path):
     a, _ = enc.encode(["Grüße"])
     b, _ = loaded.encode(["Grüße"])
     assert isinstance(loaded, HFTextEncoder) and loaded.max_length == 32 and torch.equal(a, b)
+    # a whole pipeline with the HF encoder: saved self-contained, loads and generates the same frames
+    from tenku.pipeline import TenkuPipeline
+
+    vae, dit, _ = make_tiny_models(seed=0)
+    pipe = TenkuPipeline(vae, dit, enc)
+    pipe.save_pretrained(tmp_path / "pipe")
+    again = TenkuPipeline.from_pretrained(tmp_path / "pipe")
+    assert isinstance(again.text_encoder, HFTextEncoder)
+    kw = dict(num_frames=5, height=16, width=16, num_steps=2, seed=0, progress=False)
+    assert (pipe("Grüße", **kw).frames == again("Grüße", **kw).frames).all()

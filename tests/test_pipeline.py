@@ -135,6 +135,16 @@ def test_save_output(pipe, tmp_path):
     assert not (tmp_path / "bad.mp4").exists()
 
 
+def test_progress_bar_and_its_switches(pipe, capsys, monkeypatch):
+    monkeypatch.delenv("TENKU_NO_PROGRESS", raising=False)
+    pipe("x", seed=0, num_steps=3)
+    assert "denoising" in capsys.readouterr().err
+    pipe("x", seed=0, num_steps=3, progress=False)
+    monkeypatch.setenv("TENKU_NO_PROGRESS", "1")
+    pipe("x", seed=0, num_steps=3)
+    assert "denoising" not in capsys.readouterr().err
+
+
 def test_default_model_path():
     p = default_model_path()
     assert p.name == "tenku-world-tiny" and p.parent.name == "assets"
