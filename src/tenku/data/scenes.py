@@ -155,13 +155,17 @@ class _Out:
 
 
 class _Geometry:
-    """Display rotation, bucket and scaling of one source. Frames are scaled in their coded
-    orientation (cheaper), then turned upright as the container's display matrix says
-    (``rotation``: degrees counter-clockwise, as ffmpeg's players apply it)."""
+    """Display rotation, pixel aspect, bucket and scaling of one source. Frames are scaled in their
+    coded orientation (cheaper) to their display size (non-square pixels, e.g. anamorphic DV, are
+    stretched by the sample aspect ratio), then turned upright as the container's display matrix
+    says (``rotation``: degrees counter-clockwise, as ffmpeg's players apply it)."""
 
-    def __init__(self, coded_w: int, coded_h: int, rotation: int, size: tuple[int, int], previews: bool):
+    def __init__(self, coded_w: int, coded_h: int, rotation: int, size: tuple[int, int], previews: bool,
+                 sample_aspect: float = 1.0):
         self.k = int(round((rotation or 0) / 90.0)) % 4
         self.rotation = self.k * 90
+        if sample_aspect and sample_aspect > 0 and abs(sample_aspect - 1.0) > 1e-3:  # non-square pixels
+            coded_w = max(1, int(round(coded_w * sample_aspect)))
         self.width, self.height = (coded_h, coded_w) if self.k % 2 else (coded_w, coded_h)
         self.bucket = closest_bucket(self.width, self.height, make_buckets(*size))
         bw, bh = self.bucket
@@ -244,7 +248,8 @@ def extract_clips(path: str | Path, size: tuple[int, int], fps: float, max_frame
                 if end is not None and t >= end - 1e-6:
                     break
                 if geo is None:
-                    geo = _Geometry(info["width"], info["height"], getattr(frame, "rotation", 0), size, previews > 0)
+                    geo = _Geometry(info["width"], info["height"], getattr(frame, "rotation", 0), size,
+                                    previews > 0, float(stream.sample_aspect_ratio or 1))
                 cover = geo.cover(frame)
                 times.append(t)
                 f_hsv = hsv(cover)
