@@ -74,10 +74,11 @@ class VAEConfig(ConfigBase):
     base_channels: int = 32
     channel_mult: tuple[int, ...] = (1, 2, 4, 4)  # one stage per entry; len-1 spatial downsamples
     num_res_blocks: int = 1
-    spatial_factor: int = 8  # must equal 2 ** (len(channel_mult) - 1)
+    spatial_factor: int = 8  # must equal patch_size * 2 ** (len(channel_mult) - 1)
     temporal_factor: int = 4  # 1, 2 or 4; temporal downsamples happen in the deepest stages
     latent_scale: float = 1.0
     latent_shift: float = 0.0
+    patch_size: int = 1  # p x p pixels folded into channels before the first conv (space-to-depth)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,6 +96,7 @@ class DiTConfig(ConfigBase):
     rope_axes: tuple[int, int, int] = (0, 0, 0)  # head-dim split over (t, h, w); (0,0,0) = automatic
     qk_norm: bool = True
     grad_checkpointing: bool = False
+    shared_adaln: bool = False  # adaLN-single (PixArt-alpha/Wan): one shared modulation Linear + per-block offsets
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,3 +135,31 @@ class SampleConfig(ConfigBase):
     num_steps: int = 16
     guidance: float = 4.0
     sampler: str = "euler"  # key of tenku.flow.samplers.SAMPLERS
+
+
+# Named configurations: the CLI uses the keys as choices. "tiny-test" is for unit tests (runs in
+# milliseconds), "world-tiny" is the default model (trains on a CPU: 64x64x17 clips -> 5x8x8 latents
+# -> 80 tokens), "1b" is a ~1B-parameter DiT for GPU benchmarks.
+PRESETS: dict[str, dict[str, ConfigBase]] = {
+    "tiny-test": {
+        "vae": VAEConfig(latent_channels=4, base_channels=8, channel_mult=(1, 1, 2), patch_size=2,
+                         spatial_factor=8, temporal_factor=4),
+        "dit": DiTConfig(in_channels=4, patch_size=(1, 2, 2), hidden_size=32, depth=2, num_heads=2,
+                         text_dim=32),
+        "text": TextEncoderConfig(dim=32, depth=1, num_heads=2, max_length=64),
+    },
+    "world-tiny": {
+        "vae": VAEConfig(latent_channels=16, base_channels=16, channel_mult=(1, 2, 4), patch_size=2,
+                         spatial_factor=8, temporal_factor=4),
+        "dit": DiTConfig(in_channels=16, patch_size=(1, 2, 2), hidden_size=256, depth=6, num_heads=4,
+                         text_dim=256, shared_adaln=True),
+        "text": TextEncoderConfig(dim=256, depth=2, num_heads=4),
+    },
+    "1b": {
+        "vae": VAEConfig(latent_channels=16, base_channels=64, channel_mult=(1, 2, 4, 4), num_res_blocks=2,
+                         spatial_factor=8, temporal_factor=4),
+        "dit": DiTConfig(in_channels=16, patch_size=(1, 2, 2), hidden_size=1536, depth=20, num_heads=16,
+                         text_dim=1024, grad_checkpointing=True),
+        "text": TextEncoderConfig(dim=1024, depth=4, num_heads=16, max_length=256),
+    },
+}

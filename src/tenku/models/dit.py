@@ -1,0 +1,359 @@
+"""Spacetime-patch diffusion transformer (DiT) over VAE latents, with packed variable-size batches.
+
+``forward`` takes a list of latents of different (T, H, W); each is cut into (pt, ph, pw) patches and
+every sample's tokens are concatenated into one sequence (no padding). Linear and MLP layers run on the
+packed tokens; self-attention runs within each sample (samples with equal token count share one SDPA
+call) and cross-attention attends to the sample's own text. Positions are 3D RoPE on q/k computed from
+each sample's true (t, h, w) patch grid, so unseen sizes work. Conditioning is adaLN-Zero on
+timestep embedding + pooled text; tokens of frames flagged clean are modulated as t = 0.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
+
+from tenku.config import DiTConfig
+from tenku.errors import UnsupportedSizeError
+from tenku.models.layers import TimestepEmbedder, apply_rope, rope_axes_split, rope_freqs_3d
+
+
+def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    return x * (1 + scale) + shift
+
+
+class Packed:
+    """Bookkeeping for one packed batch: token order, groups of equal length, per-token tables.
+
+    Samples are laid out sorted by token count so each group of equal length is a contiguous slice
+    of the packed sequence and reshapes to (G, L, ...) without copying."""
+
+    def __init__(self, grids: list[tuple[int, int, int]], clean_tok: list[torch.Tensor], device: torch.device):
+        self.grids = grids
+        self.lengths = [tp * hp * wp for tp, hp, wp in grids]
+        self.order = sorted(range(len(grids)), key=lambda i: self.lengths[i])  # packed position -> sample
+        self.offsets: dict[int, int] = {}
+        self.groups: list[tuple[int, int, list[int]]] = []  # (start, L, sample ids) contiguous slices
+        off = 0
+        for i in self.order:
+            L = self.lengths[i]
+            if self.groups and self.groups[-1][1] == L:
+                self.groups[-1][2].append(i)
+            else:
+                self.groups.append((off, L, [i]))
+            self.offsets[i] = off
+            off += L
+        self.total = off
+        # row of the modulation table per token: 2*i for the noisy timestep, 2*i + 1 for clean (t = 0)
+        rows = [torch.full((self.lengths[i],), 2 * i, device=device, dtype=torch.long) + clean_tok[i].long()
+                for i in self.order]
+        self.rows = torch.cat(rows)  # (N,)
+        self.any_clean = bool(any(c.any() for c in clean_tok))
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention with fused QKV, optional QK RMSNorm and 3D RoPE, per sample."""
+
+    def __init__(self, dim: int, heads: int, qk_norm: bool):
+        super().__init__()
+        self.heads = heads
+        self.head_dim = dim // heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.q_norm = nn.RMSNorm(self.head_dim, eps=1e-6) if qk_norm else nn.Identity()
+        self.k_norm = nn.RMSNorm(self.head_dim, eps=1e-6) if qk_norm else nn.Identity()
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor, pk: Packed, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        n, d = x.shape
+        q, k, v = self.qkv(x).view(n, 3, self.heads, self.head_dim).unbind(1)  # each (N, H, hd)
+        q = apply_rope(self.q_norm(q), cos, sin)  # (N, H, hd)
+        k = apply_rope(self.k_norm(k), cos, sin)
+        out = []
+        for start, L, ids in pk.groups:  # attention never crosses samples
+            g = len(ids)
+            sl = slice(start, start + g * L)
+            qg, kg, vg = (t[sl].view(g, L, self.heads, self.head_dim).transpose(1, 2) for t in (q, k, v))
+            o = F.scaled_dot_product_attention(qg, kg, vg)  # (G, H, L, hd)
+            out.append(o.transpose(1, 2).reshape(g * L, d))
+        return self.proj(torch.cat(out) if len(out) > 1 else out[0])  # (N, D)
+
+
+class CrossAttention(nn.Module):
+    """Tokens attend to their own sample's text (key padding mask), plus one learned always-visible
+    null token so empty prompts are well defined."""
+
+    def __init__(self, dim: int, heads: int, qk_norm: bool):
+        super().__init__()
+        self.heads = heads
+        self.head_dim = dim // heads
+        self.q = nn.Linear(dim, dim)
+        self.kv = nn.Linear(dim, 2 * dim)
+        self.q_norm = nn.RMSNorm(self.head_dim, eps=1e-6) if qk_norm else nn.Identity()
+        self.k_norm = nn.RMSNorm(self.head_dim, eps=1e-6) if qk_norm else nn.Identity()
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor, pk: Packed, ctx: torch.Tensor, ctx_mask: torch.Tensor) -> torch.Tensor:
+        # x: (N, D) packed; ctx: (B, S, D); ctx_mask: (B, S) bool
+        n, d = x.shape
+        b, s, _ = ctx.shape
+        q = self.q_norm(self.q(x).view(n, self.heads, self.head_dim))  # (N, H, hd)
+        k, v = self.kv(ctx).view(b, s, 2, self.heads, self.head_dim).unbind(2)  # each (B, S, H, hd)
+        k = self.k_norm(k)
+        out = []
+        for start, L, ids in pk.groups:
+            g = len(ids)
+            idx = torch.tensor(ids, device=x.device)
+            qg = q[start : start + g * L].view(g, L, self.heads, self.head_dim).transpose(1, 2)  # (G, H, L, hd)
+            kg = k[idx].transpose(1, 2)  # (G, H, S, hd)
+            vg = v[idx].transpose(1, 2)
+            mask = ctx_mask[idx][:, None, None, :]  # (G, 1, 1, S)
+            o = F.scaled_dot_product_attention(qg, kg, vg, attn_mask=mask)  # (G, H, L, hd)
+            out.append(o.transpose(1, 2).reshape(g * L, d))
+        return self.proj(torch.cat(out) if len(out) > 1 else out[0])  # (N, D)
+
+
+class DiTBlock(nn.Module):
+    """adaLN-Zero block: self-attention and MLP modulated by (shift, scale, gate); cross-attention to text
+    between them (its output projection starts at zero, so a fresh block is the identity)."""
+
+    def __init__(self, dim: int, heads: int, mlp_ratio: float, qk_norm: bool, shared_adaln: bool = False):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
+        self.attn = Attention(dim, heads, qk_norm)
+        self.norm_x = nn.LayerNorm(dim, elementwise_affine=True, eps=1e-6)
+        self.cross = CrossAttention(dim, heads, qk_norm)
+        self.norm2 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
+        hidden = int(dim * mlp_ratio)
+        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, dim))
+        if shared_adaln:  # adaLN-single: the model's shared projection plus this block's learned offset
+            self.adaLN_modulation = None
+            self.mod_bias = nn.Parameter(torch.zeros(6 * dim))
+        else:
+            self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(dim, 6 * dim))
+
+    def modulation(self, cond: torch.Tensor, pk: Packed) -> torch.Tensor:
+        """Per-token (shift, scale, gate) x 2. ``cond``: (2B, D) rows [t_i, t=0] per sample, or with shared
+        adaLN the shared projection (2B, 6D). The Linear runs on 2B rows, then one gather per token."""
+        if self.adaLN_modulation is None:
+            return (cond + self.mod_bias)[pk.rows]  # (N, 6D)
+        return self.adaLN_modulation(cond)[pk.rows]  # (N, 6D)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        cond: torch.Tensor,
+        pk: Packed,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        ctx: torch.Tensor,
+        ctx_mask: torch.Tensor,
+    ) -> torch.Tensor:
+        # x: (N, D) packed tokens
+        mod = self.modulation(cond, pk)  # (N, 6D)
+        shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = mod.chunk(6, dim=-1)
+        x = x + gate_msa * self.attn(modulate(self.norm1(x), shift_msa, scale_msa), pk, cos, sin)
+        x = x + self.cross(self.norm_x(x), pk, ctx, ctx_mask)
+        x = x + gate_mlp * self.mlp(modulate(self.norm2(x), shift_mlp, scale_mlp))
+        return x  # (N, D)
+
+
+class FinalLayer(nn.Module):
+    def __init__(self, dim: int, out_dim: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
+        self.linear = nn.Linear(dim, out_dim)
+        self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(dim, 2 * dim))
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor, pk: Packed) -> torch.Tensor:
+        shift, scale = self.adaLN_modulation(cond)[pk.rows].chunk(2, dim=-1)  # (N, D) each
+        return self.linear(modulate(self.norm(x), shift, scale))  # (N, pt*ph*pw*C)
+
+
+class DiT(nn.Module):
+    """Diffusion transformer over packed spacetime patches. See the module docstring."""
+
+    def __init__(self, cfg: DiTConfig):
+        super().__init__()
+        self.cfg = cfg
+        d, h = cfg.hidden_size, cfg.num_heads
+        if d % h:
+            raise ValueError(f"hidden_size {d} must be divisible by num_heads {h}")
+        self.head_dim = d // h
+        self.rope_axes = rope_axes_split(self.head_dim, cfg.rope_axes)
+        pt, ph, pw = cfg.patch_size
+        self.patch_dim = cfg.in_channels * pt * ph * pw
+        self.x_embedder = nn.Linear(self.patch_dim, d)
+        self.t_embedder = TimestepEmbedder(d)
+        self.text_proj = nn.Sequential(nn.Linear(cfg.text_dim, d), nn.GELU(approximate="tanh"), nn.Linear(d, d))
+        self.text_pool = nn.Sequential(nn.Linear(cfg.text_dim, d), nn.SiLU(), nn.Linear(d, d))
+        self.null_text = nn.Parameter(torch.zeros(1, 1, d))
+        self.blocks = nn.ModuleList(
+            [DiTBlock(d, h, cfg.mlp_ratio, cfg.qk_norm, cfg.shared_adaln) for _ in range(cfg.depth)]
+        )
+        self.adaLN_shared = nn.Sequential(nn.SiLU(), nn.Linear(d, 6 * d)) if cfg.shared_adaln else None
+        self.final_layer = FinalLayer(d, self.patch_dim)
+        self._rope_cache: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.initialize_weights()
+
+    def initialize_weights(self) -> None:
+        def _basic_init(m: nn.Module) -> None:
+            if isinstance(m, nn.Linear):
+                nn.init.xavier_uniform_(m.weight)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+
+        self.apply(_basic_init)
+        nn.init.normal_(self.null_text, std=0.02)
+        for mlp in (self.t_embedder.mlp, self.text_pool):
+            nn.init.normal_(mlp[0].weight, std=0.02)
+            nn.init.normal_(mlp[2].weight, std=0.02)
+        for block in self.blocks:  # adaLN-Zero: gates and shifts/scales start at 0 -> identity block
+            ada = block.adaLN_modulation if block.adaLN_modulation is not None else self.adaLN_shared
+            nn.init.zeros_(ada[-1].weight)
+            nn.init.zeros_(ada[-1].bias)
+            nn.init.zeros_(block.cross.proj.weight)
+            nn.init.zeros_(block.cross.proj.bias)
+        nn.init.zeros_(self.final_layer.adaLN_modulation[-1].weight)
+        nn.init.zeros_(self.final_layer.adaLN_modulation[-1].bias)
+        nn.init.zeros_(self.final_layer.linear.weight)
+        nn.init.zeros_(self.final_layer.linear.bias)
+
+    # ---- patches -----------------------------------------------------------------------------
+    def grid(self, shape: tuple[int, ...]) -> tuple[int, int, int]:
+        """(C, T, H, W) latent shape -> (Tp, Hp, Wp) patch grid, with a clear error if it does not divide."""
+        pt, ph, pw = self.cfg.patch_size
+        if len(shape) != 4 or shape[0] != self.cfg.in_channels:
+            raise UnsupportedSizeError(
+                f"each latent must be (C={self.cfg.in_channels}, T, H, W), got shape {tuple(shape)}"
+            )
+        _, t, h, w = shape
+        if t % pt or h % ph or w % pw or min(t, h, w) < 1:
+            raise UnsupportedSizeError(
+                f"latent of T={t}, H={h}, W={w} does not divide into patches of {pt}x{ph}x{pw}; "
+                f"choose a frame count and size whose latent is a multiple of the patch size"
+            )
+        return t // pt, h // ph, w // pw
+
+    def patchify(self, x: torch.Tensor) -> torch.Tensor:
+        """(C, T, H, W) -> (Tp*Hp*Wp, C*pt*ph*pw) tokens in t-major order."""
+        pt, ph, pw = self.cfg.patch_size
+        c = x.shape[0]
+        tp, hp, wp = self.grid(tuple(x.shape))
+        x = x.reshape(c, tp, pt, hp, ph, wp, pw).permute(1, 3, 5, 0, 2, 4, 6)  # (Tp, Hp, Wp, C, pt, ph, pw)
+        return x.reshape(tp * hp * wp, self.patch_dim)
+
+    def unpatchify(self, tokens: torch.Tensor, grid: tuple[int, int, int]) -> torch.Tensor:
+        """(Tp*Hp*Wp, C*pt*ph*pw) -> (C, T, H, W)."""
+        pt, ph, pw = self.cfg.patch_size
+        tp, hp, wp = grid
+        c = self.cfg.in_channels
+        x = tokens.reshape(tp, hp, wp, c, pt, ph, pw).permute(3, 0, 4, 1, 5, 2, 6)  # (C, Tp, pt, Hp, ph, Wp, pw)
+        return x.reshape(c, tp * pt, hp * ph, wp * pw)
+
+    def _rope(self, grid: tuple[int, int, int], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        key = (grid, str(device))
+        if key not in self._rope_cache:
+            if len(self._rope_cache) > 64:
+                self._rope_cache.clear()
+            self._rope_cache[key] = rope_freqs_3d(grid, self.rope_axes, self.cfg.rope_theta, device)
+        return self._rope_cache[key]
+
+    # ---- forward -----------------------------------------------------------------------------
+    def forward(
+        self,
+        x: list[torch.Tensor],
+        t: torch.Tensor,
+        text: torch.Tensor,
+        text_mask: torch.Tensor,
+        clean: list[torch.Tensor] | None = None,
+    ) -> list[torch.Tensor]:
+        """x: list of B latents (C, T_i, H_i, W_i); t: (B,) in [0, 1]; text: (B, L, text_dim);
+        text_mask: (B, L) bool; clean: optional list of (T_i,) bool. Returns B velocities (C, T_i, H_i, W_i).
+
+        A token is clean when every latent frame of its temporal patch is clean."""
+        if isinstance(x, torch.Tensor):
+            x = list(x.unbind(0)) if x.ndim == 5 else [x]
+        b = len(x)
+        t = torch.as_tensor(t, device=x[0].device).reshape(-1)
+        if t.numel() == 1 and b > 1:
+            t = t.expand(b)
+        if t.shape[0] != b or text.shape[0] != b or text_mask.shape != text.shape[:2]:
+            raise UnsupportedSizeError(
+                f"batch mismatch: {b} latents, t {tuple(t.shape)}, text {tuple(text.shape)}, "
+                f"text_mask {tuple(text_mask.shape)}; expected t (B,), text (B, L, dim), text_mask (B, L)"
+            )
+        if text.shape[-1] != self.cfg.text_dim:
+            raise UnsupportedSizeError(f"text width {text.shape[-1]} != the model's text_dim {self.cfg.text_dim}")
+        device = x[0].device
+        grids = [self.grid(tuple(xi.shape)) for xi in x]
+        pt = self.cfg.patch_size[0]
+        clean_tok = []
+        for i, (xi, g) in enumerate(zip(x, grids)):
+            tp, hp, wp = g
+            if clean is None or clean[i] is None:
+                clean_tok.append(torch.zeros(tp * hp * wp, dtype=torch.bool, device=device))
+                continue
+            ci = torch.as_tensor(clean[i], device=device).bool()
+            if ci.shape != (xi.shape[1],):
+                raise UnsupportedSizeError(f"clean[{i}] must be ({xi.shape[1]},) bool, got {tuple(ci.shape)}")
+            ct = ci.view(tp, pt).all(dim=1)  # (Tp,)
+            clean_tok.append(ct[:, None].expand(tp, hp * wp).reshape(-1))
+        pk = Packed(grids, clean_tok, device)
+
+        tokens = torch.cat([self.patchify(x[i]) for i in pk.order])  # (N, patch_dim) packed, sorted by length
+        h = self.x_embedder(tokens.to(self.x_embedder.weight.dtype))  # (N, D)
+        ropes = [self._rope(grids[i], device) for i in pk.order]
+        cos = torch.cat([r[0] for r in ropes])  # (N, hd/2)
+        sin = torch.cat([r[1] for r in ropes])
+
+        mask = text_mask.bool()
+        m = mask.unsqueeze(-1).to(text.dtype)
+        pooled = (text * m).sum(1) / m.sum(1).clamp(min=1.0)  # (B, text_dim) masked mean
+        pooled = self.text_pool(pooled.to(h.dtype))  # (B, D)
+        temb = self.t_embedder(torch.stack([t, torch.zeros_like(t)], dim=1).reshape(-1))  # (2B,) -> (2B, D)
+        cond = temb + pooled.repeat_interleave(2, dim=0)  # (2B, D): rows [2i] = t_i, [2i+1] = clean (t = 0)
+        ctx = torch.cat([self.null_text.expand(b, -1, -1), self.text_proj(text.to(h.dtype))], dim=1)  # (B, 1+L, D)
+        ctx_mask = torch.cat([torch.ones(b, 1, dtype=torch.bool, device=device), mask], dim=1)  # (B, 1+L)
+
+        block_cond = cond if self.adaLN_shared is None else self.adaLN_shared(cond)  # (2B, D) or (2B, 6D)
+        for block in self.blocks:
+            if self.cfg.grad_checkpointing and torch.is_grad_enabled():
+                h = checkpoint(block, h, block_cond, pk, cos, sin, ctx, ctx_mask, use_reentrant=False)
+            else:
+                h = block(h, block_cond, pk, cos, sin, ctx, ctx_mask)  # (N, D)
+        out = self.final_layer(h, cond, pk)  # (N, patch_dim)
+
+        result: list[torch.Tensor] = [None] * b  # type: ignore[list-item]
+        for i in pk.order:
+            off, n = pk.offsets[i], pk.lengths[i]
+            result[i] = self.unpatchify(out[off : off + n], grids[i]).to(x[i].dtype)  # (C, T, H, W)
+        return result
+
+    # ---- accounting (nanoGPT style) ----------------------------------------------------------
+    def num_params(self, trainable_only: bool = False) -> int:
+        return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
+
+    def flops_per_token(self, seq_len: int, text_len: int = 0, training: bool = True) -> float:
+        """Matmul FLOPs per token: 2 * (weights a token passes through) + attention scores and values,
+        times 3 for training (forward + backward). Per-sample work (adaLN on 2B rows, text projection)
+        is amortised away; ``seq_len`` is the token count of the sample's self-attention."""
+        d, L = self.cfg.hidden_size, self.cfg.depth
+        hidden = int(d * self.cfg.mlp_ratio)
+        per_block = 3 * d * d + d * d + d * d + d * d + 2 * d * hidden  # qkv, proj, cross q, cross proj, mlp
+        dense = L * per_block + self.patch_dim * d + d * self.patch_dim
+        attn = L * 2 * d * (seq_len + text_len + 1)  # q.k and a.v, self + cross
+        fwd = 2 * dense + 2 * attn
+        return float(fwd * (3 if training else 1))
+
+    def estimate_mfu(self, tokens_per_s: float, seq_len: int, text_len: int, peak_flops: float) -> float:
+        """Model FLOPs utilisation of a training run: achieved FLOP/s / peak FLOP/s."""
+        return self.flops_per_token(seq_len, text_len) * tokens_per_s / peak_flops
+
+
+def count_tokens(cfg: DiTConfig, latent_shape: tuple[int, int, int]) -> int:
+    """Tokens of one (T, H, W) latent."""
+    return math.prod(s // p for s, p in zip(latent_shape, cfg.patch_size))
