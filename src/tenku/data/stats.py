@@ -109,7 +109,8 @@ def to_markdown(s: dict) -> str:
         return f"| {name} | {d['n']} | {d['mean']} | {d['min']} | {d['median']} | {d['max']} |"
 
     lines = [f"# Dataset statistics: {s['root']}", "",
-             f"- clips: {s['clips']} ({s['seconds_total']:.1f} s) from {s['sources']} ingest sources",
+             f"- clips: {s['clips']} ({s['seconds_total']:.1f} s)"
+             + (f" from {s['sources']} ingested source videos" if s["sources"] else ""),
              f"- sizes: {', '.join(f'{k} ({v})' for k, v in s['sizes'].items())}",
              f"- fps: {', '.join(f'{k} ({v})' for k, v in s['fps'].items())}",
              f"- splits: {', '.join(f'{k} ({v})' for k, v in s['splits'].items())}",
