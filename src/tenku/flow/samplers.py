@@ -96,5 +96,3 @@ def sample_heun(
 
 
 SAMPLERS: dict[str, Callable[..., torch.Tensor]] = {"euler": sample_euler, "heun": sample_heun}
-# model calls per step (the last Heun step is one call); used for cost estimates and progress bars
-CALLS_PER_STEP: dict[str, int] = {"euler": 1, "heun": 2}

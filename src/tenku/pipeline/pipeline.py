@@ -223,8 +223,8 @@ class TenkuPipeline:
                 callback(d)
 
         try:
-            return SAMPLERS[sampler](denoise, x, ts.to(device), callback=on_step, clean_mask=cond_mask,
-                                     x_clean=cond_latents)
+            ts = ts.to(device=device, dtype=torch.float32)  # float64 is not available on every device
+            return SAMPLERS[sampler](denoise, x, ts, callback=on_step, clean_mask=cond_mask, x_clean=cond_latents)
         finally:
             if bar is not None:
                 bar.close()
