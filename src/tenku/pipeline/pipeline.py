@@ -161,8 +161,8 @@ class TenkuPipeline:
             clean = None
             if cond_mask is not None:
                 clean = [cond_mask[i % cond_mask.shape[0]] for i in range(x.shape[0])]
-            xs = list(x.to(p.dtype).unbind(0))  # B x (C, T, h, w)
-            v = self.transformer(xs, t.to(p.dtype), emb.to(device=p.device, dtype=p.dtype), mask.to(p.device),
+            xs = list(x.to(p.dtype).unbind(0))  # B x (C, T, h, w); t stays float32 (sinusoids need it)
+            v = self.transformer(xs, t.float(), emb.to(device=p.device, dtype=p.dtype), mask.to(p.device),
                                  clean=clean)
             return torch.stack(v).to(x.dtype)  # (B, C, T, h, w)
 
