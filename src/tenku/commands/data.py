@@ -89,7 +89,34 @@ def run_stats(args: argparse.Namespace) -> int:
     return 0
 
 
-SUBCOMMANDS = [add_ingest, add_stats]
+def add_cache_latents(sub) -> None:
+    p = sub.add_parser(
+        "cache-latents", help="encode a shard folder's clips with a trained VAE once, for DiT training",
+        description="Encode every clip of a shard folder with a trained VAE and write the latents as "
+                    "safetensors parts + JSON-lines records, so `tenku train dit --data OUT` does not re-encode "
+                    "video every step. Unreadable clips are skipped and counted. Rerun to resume.")
+    p.add_argument("--vae", required=True, metavar="PATH", help="VAE component folder, pipeline folder or VAE run")
+    p.add_argument("--data", required=True, metavar="DIR", help="shard folder to encode")
+    p.add_argument("--out", required=True, metavar="DIR", help="latent cache folder to write")
+    p.add_argument("--split", default="train", help="which split of the records (default train)")
+    p.add_argument("--batch-size", type=int, default=8, help="clips per encoder call (default 8)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run_cache_latents)
+
+
+def run_cache_latents(args: argparse.Namespace) -> int:
+    import json
+
+    from tenku.train.latents import cache_latents
+
+    summary = cache_latents(args.vae, args.data, args.out, split=args.split, batch_size=args.batch_size,
+                            device=args.device, progress=not args.no_progress)
+    print(json.dumps(summary))
+    return 0
+
+
+SUBCOMMANDS = [add_ingest, add_stats, add_cache_latents]
 
 
 def register(subparsers) -> None:

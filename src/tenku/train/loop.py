@@ -1,0 +1,277 @@
+"""The one training loop, for the VAE and for the DiT (+ byte text encoder), on one CPU process,
+one GPU or ``torchrun --nproc_per_node N``.
+
+Each step takes one global batch from the bucketed sampler; each process handles its slice of each
+gradient-accumulation micro-step; DDP (or FSDP2) averages the gradients. AdamW with linear warmup and
+cosine decay, gradient clipping, EMA, bf16 autocast on CUDA. Checkpoints every ``ckpt_every`` steps
+and at the end (atomic, keep last K); ``resume=True`` continues from the latest one with the same
+batch order and random streams, so an interrupted run ends with the same weights.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import torch
+
+from tenku.errors import TenkuError
+from tenku.train import checkpoint as ckpt
+from tenku.train.buckets import BucketBatchSampler, check_divisible, sample_generator
+from tenku.train.datasets import ClipSource, LatentSource, SafeLoader, is_latent_dir
+from tenku.train.ema import EMA
+from tenku.train.monitor import Monitor
+from tenku.train.objectives import DiTObjective, VAEObjective, choose_caption
+from tenku.train.parallel import (DistInfo, all_reduce_mean, autocast, barrier, init_distributed, shutdown,
+                                  unwrap, wrap_model)
+from tenku.train.presets import TrainConfig, model_configs
+
+# fields that may change between a run and its resumption (they do not change the weights)
+RESUME_FREE = {"steps", "ckpt_every", "keep_last", "log_every", "sample_every", "sample_steps", "threads",
+               "eval_data"}
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Linear warmup over ``warmup_steps``, then cosine decay to ``lr * min_lr_ratio`` at ``steps``."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    span = max(cfg.steps - cfg.warmup_steps, 1)
+    p = min((step - cfg.warmup_steps) / span, 1.0)
+    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * p)))
+
+
+def make_optimizer(module: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    decay, no_decay = [], []
+    for p in module.parameters():
+        if p.requires_grad:
+            (decay if p.ndim >= 2 else no_decay).append(p)
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), foreach=False)
+
+
+def load_vae(path: str | Path, device: torch.device) -> torch.nn.Module:
+    """A trained VAE from a component folder, a pipeline folder (its vae/) or a training run folder."""
+    from tenku.models.hub import load_component
+
+    path = Path(path)
+    for cand in (path, path / "vae", path / "export" / "vae"):
+        if (cand / "config.json").is_file():
+            vae = load_component(cand, device, expect=("CausalVAE",))
+            return vae.eval().requires_grad_(False)
+    raise TenkuError(f"no VAE found at {path} (looked for config.json in it, in vae/ and in export/vae/); "
+                     "train one with `tenku train vae` or pass a pipeline folder")
+
+
+def build(kind: str, cfg: TrainConfig, info: DistInfo, vae_path: str | Path | None):
+    """(training module, frozen VAE or None, model configs)."""
+    from tenku.models.vae import CausalVAE
+
+    mc = model_configs(cfg)
+    torch.manual_seed(cfg.seed)  # the same initial weights in every process
+    if kind == "vae":
+        vae = CausalVAE(mc["vae"])
+        return VAEObjective(vae, cfg.l1_weight, cfg.l2_weight, cfg.edge_weight, cfg.kl_weight), None, mc
+    from tenku.models.dit import DiT
+    from tenku.models.text import ByteTextEncoder
+
+    vae = load_vae(vae_path, info.device) if vae_path else None
+    if vae is not None:
+        mc["vae"] = vae.cfg
+        if mc["dit"].in_channels != vae.cfg.latent_channels:
+            raise TenkuError(f"the DiT expects {mc['dit'].in_channels} latent channels but the VAE makes "
+                             f"{vae.cfg.latent_channels}; set --set dit.in_channels={vae.cfg.latent_channels}")
+    dit_cfg = mc["dit"].replace(grad_checkpointing=cfg.grad_checkpointing or mc["dit"].grad_checkpointing,
+                                text_dim=mc["text"].dim)
+    mc["dit"] = dit_cfg
+    return DiTObjective(DiT(dit_cfg), ByteTextEncoder(mc["text"]), mc["flow"], dit_cfg.patch_size), vae, mc
+
+
+def make_source(kind: str, cfg: TrainConfig, data: str | Path, mc: dict, vae):
+    if kind == "dit" and is_latent_dir(data):
+        return LatentSource(data)
+    if kind == "dit" and vae is None:
+        raise TenkuError(f"{data} holds video clips; DiT training on clips needs --vae PATH to encode them "
+                         "(or cache latents first with `tenku data cache-latents`)")
+    vcfg = mc["vae"]
+    if kind == "vae":
+        return ClipSource(data, cfg.split, vcfg.temporal_factor, vcfg.spatial_factor,
+                          cfg.crop_frames, cfg.crop_size, cfg.flip)
+    return ClipSource(data, cfg.split, vcfg.temporal_factor, vcfg.spatial_factor)
+
+
+def _check_resume_config(stored: dict, cfg: TrainConfig) -> None:
+    now = cfg.to_dict()
+    diff = sorted(k for k in now if k not in RESUME_FREE and _norm(stored.get(k)) != _norm(now[k]))
+    if diff:
+        raise TenkuError(f"--resume: the run in this folder was started with different settings for {diff}; "
+                         "resume with the same preset and overrides (only steps and logging may change)")
+
+
+def _norm(v):
+    return v if not isinstance(v, (list, tuple)) else [_norm(x) for x in v]
+
+
+def train(kind: str, cfg: TrainConfig, data: str | Path, out: str | Path, resume: bool = False,
+          vae_path: str | Path | None = None, stop_at: int | None = None, device: str | None = None,
+          progress: bool = True, finish: bool = True) -> dict:
+    """Run (or resume) a training run. Returns a summary dict (step, losses, skipped samples, paths).
+
+    ``stop_at``: stop after this step (checkpointing it) as if interrupted; a later ``resume=True``
+    run continues. ``finish``: at the end, export the weights (VAE component or pipeline folder)."""
+    out = Path(out)
+    info = init_distributed(device)
+    try:
+        return _train(kind, cfg, data, out, resume, vae_path, stop_at, info, progress, finish)
+    finally:
+        shutdown(info)
+
+
+def _train(kind, cfg, data, out, resume, vae_path, stop_at, info: DistInfo, progress, finish) -> dict:
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    check_divisible(cfg.batch_size, cfg.grad_accum, info.world_size)
+    latest = ckpt.latest_checkpoint(out) if resume else None
+    if not resume and ckpt.latest_checkpoint(out) is not None:
+        raise TenkuError(f"{out} already holds checkpoints; pass --resume to continue that run, "
+                         "or choose an empty --out folder")
+    state = ckpt.load_checkpoint(latest) if latest else None
+    if state is not None:
+        _check_resume_config(state["config"], cfg)
+        if kind != state["kind"]:
+            raise TenkuError(f"{out} holds a {state['kind']} run, not a {kind} run")
+        vae_path = vae_path or state.get("vae_path")
+
+    if kind == "dit" and vae_path is None and is_latent_dir(data):
+        vae_path = LatentSource(data).info.get("vae_path")  # the VAE the cache was written with
+    raw, vae, mc = build(kind, cfg, info, vae_path)
+    source = make_source(kind, cfg, data, mc, vae)
+    sampler = BucketBatchSampler(source.keys, cfg.batch_size, seed=cfg.seed)
+    monitor = Monitor(out, cfg.steps, state["step"] if state else 0, enabled=info.is_main, progress=progress)
+    loader = SafeLoader(source, sampler.bucket_of, log=monitor.message)
+    model = wrap_model(raw, info, cfg.parallel)
+    optimizer = make_optimizer(raw, cfg)
+    ema = EMA(raw, cfg.ema_decay)
+    step = 0
+    if state is not None:
+        ckpt.load_full_state(model, optimizer, state["model"], state["optimizer"])
+        ema.load_state_dict(state["ema"])
+        sampler.load_state_dict(state["sampler"])
+        loader.load_state_dict(state["loader"])
+        ckpt.set_rng_state(state["rng"])
+        step = int(state["step"])
+        monitor.message(f"resumed from {latest} at step {step}")
+    elif info.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        cfg.save(out / "train_config.json")
+    if info.is_main and state is None:
+        n = sum(p.numel() for p in raw.parameters())
+        monitor.message(f"{kind}: {n / 1e6:.2f}M trainable parameters, {len(source)} samples in "
+                        f"{len(sampler.buckets)} bucket(s), {len(sampler)} batches per epoch, "
+                        f"{info.world_size} process(es) on {info.device}")
+
+    def save(at: int) -> None:
+        model_sd, optim_sd = ckpt.full_state(model, optimizer)
+        ema_sd = ema.state_dict()
+        if info.is_main:
+            ckpt.save_checkpoint(out, at, {
+                "kind": kind, "step": at, "config": cfg.to_dict(), "model": model_sd, "optimizer": optim_sd,
+                "ema": ema_sd, "sampler": sampler.state_dict(), "loader": loader.state_dict(),
+                "rng": ckpt.rng_state(), "vae_path": str(vae_path) if vae_path else None,
+                "model_configs": {k: v.to_dict() for k, v in mc.items()}}, cfg.keep_last)
+        barrier(info)
+
+    end = min(cfg.steps, stop_at) if stop_at is not None else cfg.steps
+    last_metrics: dict[str, float] = {}
+    history: list[float] = []
+    t_start = time.perf_counter()
+    raw.train()
+    while step < end:
+        batch = sampler.next_batch()
+        lr = lr_at(step, cfg)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        loss_sum = torch.zeros(1)
+        extras: dict[str, float] = {}
+        for micro in range(cfg.grad_accum):
+            pairs = BucketBatchSampler.local_slice(batch, micro, cfg.grad_accum, info.rank, info.world_size)
+            gens = [sample_generator(cfg.seed, step, j) for j, _ in pairs]
+            items = [loader.load(i, g) for (_, i), g in zip(pairs, gens)]
+            sync = micro == cfg.grad_accum - 1 or not hasattr(model, "no_sync")
+            ctx = model.no_sync() if not sync else _null()
+            with ctx, autocast(info, cfg.mixed_precision):
+                loss, metrics, tokens = _forward(kind, model, raw, items, gens, cfg, vae, info)
+                (loss / cfg.grad_accum).backward()
+            loss_sum += loss.detach().float().cpu() / cfg.grad_accum
+            for k, v in metrics.items():
+                extras[k] = extras.get(k, 0.0) + float(v) / cfg.grad_accum
+            monitor.count(tokens * info.world_size, len(items) * info.world_size)
+        grad_norm = torch.nn.utils.clip_grad_norm_(raw.parameters(), cfg.grad_clip)
+        grad_norm = grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        ema.update(raw)
+        step += 1
+        mean_loss = float(all_reduce_mean(loss_sum, info))
+        if not math.isfinite(mean_loss):
+            raise TenkuError(f"the loss became {mean_loss} at step {step}; lower --lr (now {cfg.lr}) "
+                             "and resume from the last checkpoint")
+        history.append(mean_loss)
+        monitor.advance()
+        if step % cfg.log_every == 0 or step == end:
+            red = all_reduce_mean(torch.tensor([extras[k] for k in sorted(extras)] or [0.0]), info)
+            scalars = {"loss": mean_loss, "lr": lr, "grad_norm": float(grad_norm),
+                       "skipped": float(loader.skipped), **dict(zip(sorted(extras), red.tolist()))}
+            last_metrics = monitor.log(step, scalars)
+        if step % cfg.ckpt_every == 0 or step == end:
+            save(step)
+        if cfg.sample_every and step % cfg.sample_every == 0 and step < cfg.steps and info.is_main:
+            _samples(kind, raw, ema, mc, vae, source, cfg, out, step, monitor)
+    wall = time.perf_counter() - t_start
+    summary = {"kind": kind, "step": step, "steps": cfg.steps, "loss": history[-1] if history else None,
+               "mean_loss_last_50": sum(history[-50:]) / max(len(history[-50:]), 1) if history else None,
+               "skipped": loader.skipped, "skipped_ids": [source.sample_id(i) for i in sorted(loader.bad)],
+               "wall_s_this_run": wall, "world_size": info.world_size, "metrics": last_metrics,
+               "checkpoint": str(ckpt.latest_checkpoint(out)) if info.is_main else None}
+    if loader.skipped:
+        monitor.message(f"skipped {loader.skipped} bad sample(s): {summary['skipped_ids']}")
+    if step >= cfg.steps and finish and info.is_main:
+        summary.update(_samples(kind, raw, ema, mc, vae, source, cfg, out, step, monitor, final=True))
+    monitor.close()
+    return summary
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        return False
+
+
+def _forward(kind, model, raw, items, gens, cfg, vae, info):
+    """(loss, metrics, tokens) for this process's slice of one micro-step."""
+    dev = info.device
+    if kind == "vae":
+        video = torch.stack([it["video"] for it in items]).to(dev)  # (b, 3, T, H, W)
+        loss, metrics = model(video, gens)
+        sf, tf = raw.vae.cfg.spatial_factor, raw.vae.cfg.temporal_factor
+        _, _, T, H, W = video.shape
+        return loss, metrics, len(items) * (1 + (T - 1) // tf) * (H // sf) * (W // sf)
+    if "latent" in items[0]:
+        latents = [it["latent"].to(dev) for it in items]  # b x (C, T, h, w)
+    else:
+        with torch.no_grad():
+            video = torch.stack([it["video"] for it in items]).to(dev)
+            latents = list(vae.encode(video).float().unbind(0))
+    prompts = [choose_caption(g, it["captions"], cfg.caption_levels, cfg.caption_dropout)
+               for it, g in zip(items, gens)]
+    loss, metrics = model(latents, prompts, gens, cfg.cond_prob)
+    return loss, metrics, sum(raw.tokens(z) for z in latents)
+
+
+def _samples(kind, raw, ema, mc, vae, source, cfg, out, step, monitor, final=False) -> dict:
+    """Export the EMA weights and write samples + a contact sheet (see :mod:`tenku.train.export`)."""
+    from tenku.train.export import export_and_sample
+
+    return export_and_sample(kind, raw, ema, mc, vae, source, cfg, Path(out), step, monitor, final=final)

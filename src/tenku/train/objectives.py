@@ -1,0 +1,125 @@
+"""Training objectives as modules, so DDP / FSDP wrap the model and its loss together.
+
+- :class:`VAEObjective`: L1 + L2 reconstruction, a gradient (edge) term in time and space, and a
+  small KL term, each a per-sample mean, averaged over the batch.
+- :class:`DiTObjective`: rectified flow (``x_t = (1 - t) x0 + t noise``, target ``v = noise - x0``)
+  on packed variable-size latents, with the byte text encoder trained alongside. A share of the
+  samples gets random frame-conditioning tasks: some latent frames are given clean (image-to-video,
+  extend forward, extend backward, connect / loop) and the loss covers only the other frames.
+
+Every random choice of sample ``j`` comes from its own generator (see ``buckets.sample_generator``),
+so the loss of a global batch is the same however many processes share it.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+COND_TASKS = ("image_to_video", "extend_forward", "extend_backward", "connect")
+
+
+class VAEObjective(nn.Module):
+    def __init__(self, vae: nn.Module, l1: float, l2: float, edge: float, kl: float):
+        super().__init__()
+        self.vae = vae
+        self.w_l1, self.w_l2, self.w_edge, self.w_kl = l1, l2, edge, kl
+
+    def forward(self, video: torch.Tensor, gens: list[torch.Generator]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        # video: (B, 3, T, H, W) in [-1, 1]; gens: one generator per sample (posterior noise)
+        self.vae._check_video(video)
+        mean, logvar = self.vae.encoder(video).chunk(2, dim=1)  # each (B, C, t, h, w)
+        logvar = logvar.clamp(-30.0, 20.0)
+        noise = torch.stack([torch.randn(mean.shape[1:], generator=g) for g in gens]).to(mean)
+        recon = self.vae.decoder(mean + torch.exp(0.5 * logvar) * noise).float()  # (B, 3, T, H, W)
+        dims = tuple(range(1, video.ndim))
+        l1 = (recon - video).abs().mean(dims)  # (B,)
+        l2 = (recon - video).pow(2).mean(dims)  # (B,)
+        edge = torch.zeros_like(l1)
+        for d in (2, 3, 4):
+            if video.shape[d] > 1:
+                edge = edge + (recon.diff(dim=d) - video.diff(dim=d)).abs().mean(dims)
+        mean, logvar = mean.float(), logvar.float()
+        kl = 0.5 * (mean.pow(2) + logvar.exp() - 1.0 - logvar).mean(tuple(range(1, mean.ndim)))  # (B,)
+        loss = self.w_l1 * l1 + self.w_l2 * l2 + self.w_edge * edge + self.w_kl * kl
+        with torch.no_grad():
+            psnr = 10 * torch.log10(4.0 / l2.clamp_min(1e-10))  # peak-to-peak 2 in [-1, 1]
+        return loss.mean(), {"l1": l1.mean().detach(), "l2": l2.mean().detach(), "kl": kl.mean().detach(),
+                             "psnr": psnr.mean()}
+
+
+def sample_t(gen: torch.Generator, tokens: int, flow) -> torch.Tensor:
+    """Logit-normal timestep shifted toward noise for longer sequences (FlowConfig); shape (1,)."""
+    from tenku.flow import compute_shift, logit_normal_timesteps, shift_timesteps
+
+    t = logit_normal_timesteps(1, flow.logit_mean, flow.logit_std, generator=gen)
+    return shift_timesteps(t, compute_shift(tokens, flow))
+
+
+def sample_clean_mask(gen: torch.Generator, T: int, cond_prob: float) -> tuple[torch.Tensor, str]:
+    """(T,) bool mask of given latent frames and the task name ('generate' when none are given)."""
+    clean = torch.zeros(T, dtype=torch.bool)
+    if T < 2 or torch.rand((), generator=gen).item() >= cond_prob:
+        return clean, "generate"
+    task = COND_TASKS[int(torch.randint(0, len(COND_TASKS), (1,), generator=gen))]
+    if task == "image_to_video":
+        clean[0] = True
+    elif task == "extend_forward":
+        clean[: int(torch.randint(1, T, (1,), generator=gen))] = True
+    elif task == "extend_backward":
+        clean[T - int(torch.randint(1, T, (1,), generator=gen)):] = True
+    else:  # connect two clips / close a loop: given frames at both ends, generate between
+        if T < 3:
+            clean[0] = True
+            return clean, "image_to_video"
+        k1 = int(torch.randint(1, T - 1, (1,), generator=gen))
+        k2 = int(torch.randint(1, T - k1, (1,), generator=gen))
+        clean[:k1] = True
+        clean[T - k2:] = True
+    return clean, task
+
+
+def choose_caption(gen: torch.Generator, captions: dict, levels: tuple[str, ...], dropout: float) -> str:
+    """A caption level at random among ``levels`` (falling back to any non-empty one); "" with
+    probability ``dropout`` (the unconditional branch for classifier-free guidance)."""
+    drop = torch.rand((), generator=gen).item() < dropout
+    pick = int(torch.randint(0, len(levels), (1,), generator=gen))
+    if drop:
+        return ""
+    text = captions.get(levels[pick], "")
+    if not text:
+        text = next((captions[k] for k in ("long", "medium", "short") if captions.get(k)), "")
+    return text
+
+
+class DiTObjective(nn.Module):
+    def __init__(self, dit: nn.Module, text_encoder: nn.Module, flow_cfg, patch_size: tuple[int, int, int]):
+        super().__init__()
+        self.dit = dit
+        self.text_encoder = text_encoder
+        self.flow = flow_cfg
+        self.patch = tuple(patch_size)
+
+    def tokens(self, z: torch.Tensor) -> int:
+        _, T, H, W = z.shape
+        pt, ph, pw = self.patch
+        return (T // pt) * (H // ph) * (W // pw)
+
+    def forward(self, latents: list[torch.Tensor], prompts: list[str], gens: list[torch.Generator],
+                cond_prob: float) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        # latents: B tensors (C, T_i, H_i, W_i); prompts: B strings; gens: B generators
+        from tenku.flow import add_noise, flow_matching_loss
+
+        device = latents[0].device
+        ts, noises, cleans = [], [], []
+        for z, g in zip(latents, gens):
+            ts.append(sample_t(g, self.tokens(z), self.flow))  # (1,)
+            noises.append(torch.randn(z.shape, generator=g).to(device))  # (C, T, H, W)
+            cleans.append(sample_clean_mask(g, z.shape[1], cond_prob)[0].to(device))  # (T,)
+        t_vec = torch.cat(ts).to(device)  # (B,)
+        xs = add_noise(latents, noises, t_vec, clean=cleans)  # B x (C, T, H, W); given frames stay clean
+        emb, mask = self.text_encoder.encode(prompts)  # (B, L, D), (B, L)
+        pred = self.dit(xs, t_vec, emb.to(device), mask.to(device), clean=cleans)  # B x (C, T, H, W)
+        loss = flow_matching_loss(pred, latents, noises, clean=cleans)
+        n_cond = sum(bool(c.any()) for c in cleans)
+        return loss, {"cond_frac": torch.tensor(n_cond / len(cleans))}

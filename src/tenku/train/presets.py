@@ -1,0 +1,217 @@
+"""Training configuration: one frozen :class:`TrainConfig` for VAE and DiT runs, and named presets.
+
+A preset fixes the model configs (as plain dicts of VAEConfig / DiTConfig / TextEncoderConfig /
+FlowConfig fields) and the optimisation recipe. The command line picks a preset and overrides any
+field with ``--steps/--batch-size/--lr`` or ``--set key=value`` (``--set vae.base_channels=16`` reaches
+into a model config). The resolved config is stored in every checkpoint, so a run rebuilds exactly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+from tenku.config import ConfigBase
+from tenku.errors import TenkuError
+
+KINDS = ("vae", "dit")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig(ConfigBase):
+    """Everything a training run needs besides the data folder and the output folder."""
+
+    # optimisation
+    steps: int = 1000
+    batch_size: int = 8  # global batch (all processes, all accumulation micro-steps together)
+    grad_accum: int = 1
+    lr: float = 3e-4
+    min_lr_ratio: float = 0.1  # cosine decays to lr * min_lr_ratio
+    warmup_steps: int = 100
+    weight_decay: float = 0.01
+    beta1: float = 0.9
+    beta2: float = 0.99
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+    seed: int = 0
+    # hardware
+    mixed_precision: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | bf16 | fp32
+    grad_checkpointing: bool = False
+    parallel: str = "ddp"  # ddp | fsdp (FSDP2 fully_shard per transformer block) when WORLD_SIZE > 1
+    threads: int = 0  # torch CPU threads; 0 leaves torch's default
+    # checkpoints and watching
+    ckpt_every: int = 200
+    keep_last: int = 3
+    log_every: int = 10
+    sample_every: int = 0  # 0: samples only at the end
+    sample_steps: int = 16
+    # data
+    split: str = "train"
+    eval_data: str = ""  # held-out shard folder for the final numbers (VAE PSNR); "" = the training data
+    crop_frames: int = 0  # VAE: random crops of this many frames (1 + temporal_factor * k); 0 = whole clip
+    crop_size: int = 0  # VAE: random square crops of this many pixels; 0 = whole frame
+    flip: bool = True  # random horizontal flip (VAE only: DiT captions name directions)
+    # VAE objective
+    kl_weight: float = 1e-6
+    l2_weight: float = 1.0
+    l1_weight: float = 1.0
+    edge_weight: float = 0.5
+    # DiT objective
+    caption_dropout: float = 0.1  # fraction of samples trained with the empty prompt (for guidance)
+    caption_levels: tuple[str, ...] = ("short", "medium", "long")
+    cond_prob: float = 0.4  # fraction of samples with clean (given) latent frames
+    # models (dicts of the model config fields; the empty dict means the config's defaults)
+    vae: dict = dataclasses.field(default_factory=dict)
+    dit: dict = dataclasses.field(default_factory=dict)
+    text: dict = dataclasses.field(default_factory=dict)
+    flow: dict = dataclasses.field(default_factory=dict)
+    sample: dict = dataclasses.field(default_factory=dict)
+
+
+_WORLD_TINY = dict(
+    vae=dict(latent_channels=16, base_channels=16, channel_mult=(1, 2, 4, 8), num_res_blocks=1,
+             spatial_factor=8, temporal_factor=4),
+    dit=dict(in_channels=16, patch_size=(1, 2, 2), hidden_size=256, depth=6, num_heads=4,
+             mlp_ratio=3.0, text_dim=192),
+    text=dict(dim=192, depth=2, num_heads=4, mlp_ratio=3.0, max_length=256),
+    flow=dict(base_shift=1.0, shift_ref_tokens=256),
+    sample=dict(num_frames=17, height=64, width=64, fps=8, num_steps=24, guidance=4.0),
+)
+
+PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    # tiny models for tests and smoke runs (seconds on one CPU core)
+    "tiny": {
+        "vae": dict(steps=4, batch_size=2, lr=1e-3, warmup_steps=1, ckpt_every=2, log_every=1,
+                    crop_frames=5, crop_size=16,
+                    vae=dict(latent_channels=4, base_channels=8, channel_mult=(1, 2), num_res_blocks=1,
+                             spatial_factor=2, temporal_factor=2)),
+        "dit": dict(steps=4, batch_size=2, lr=1e-3, warmup_steps=1, ckpt_every=2, log_every=1,
+                    sample_steps=2,
+                    vae=dict(latent_channels=4, base_channels=8, channel_mult=(1, 2), num_res_blocks=1,
+                             spatial_factor=2, temporal_factor=2),
+                    dit=dict(in_channels=4, patch_size=(1, 2, 2), hidden_size=32, depth=2, num_heads=2,
+                             mlp_ratio=2.0, text_dim=32),
+                    text=dict(dim=32, depth=1, num_heads=2, mlp_ratio=2.0, max_length=64),
+                    sample=dict(num_frames=5, height=16, width=16, fps=8, num_steps=2, guidance=2.0)),
+    },
+    # the default model shipped in src/tenku/assets/tenku-world-tiny (2 CPU cores, about 2 hours)
+    "world-tiny": {
+        "vae": dict(steps=600, batch_size=8, lr=6e-4, warmup_steps=30, ema_decay=0.99,
+                    ckpt_every=20, keep_last=3, log_every=5, crop_frames=5, crop_size=32, threads=2,
+                    kl_weight=1e-6, edge_weight=0.5, **{k: _WORLD_TINY[k] for k in ("vae",)}),
+        "dit": dict(steps=20000, batch_size=32, lr=5e-4, warmup_steps=200, ema_decay=0.998,
+                    ckpt_every=250, keep_last=3, log_every=10, sample_every=0,
+                    caption_dropout=0.1, cond_prob=0.4, **_WORLD_TINY),
+    },
+}
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _coerce(name: str, value: Any, current: Any) -> Any:
+    if isinstance(current, bool):
+        if isinstance(value, bool):
+            return value
+        if str(value).lower() in ("1", "true", "yes", "on"):
+            return True
+        if str(value).lower() in ("0", "false", "no", "off"):
+            return False
+        raise TenkuError(f"--set {name}: expected true/false, got {value!r}")
+    if isinstance(current, (int, float)) and not isinstance(value, (int, float)):
+        raise TenkuError(f"--set {name}: expected a number, got {value!r}")
+    if isinstance(current, int) and isinstance(value, float) and not value.is_integer():
+        raise TenkuError(f"--set {name}: expected an integer, got {value!r}")
+    if isinstance(current, int) and not isinstance(current, bool):
+        return int(value)
+    if isinstance(current, float):
+        return float(value)
+    if isinstance(current, tuple):
+        if not isinstance(value, list):
+            raise TenkuError(f"--set {name}: expected a JSON list such as [1,2,2], got {value!r}")
+        return tuple(value)
+    return value
+
+
+def resolve_config(kind: str, preset: str, overrides: dict[str, Any] | None = None,
+                   sets: list[str] | None = None) -> TrainConfig:
+    """Build the TrainConfig for ``kind`` from a preset, explicit overrides and ``key=value`` strings."""
+    if kind not in KINDS:
+        raise TenkuError(f"unknown training kind {kind!r}; expected one of {list(KINDS)}")
+    if preset not in PRESETS:
+        raise TenkuError(f"unknown preset {preset!r}; available presets: {sorted(PRESETS)}")
+    base = TrainConfig()
+    d = base.to_dict()
+    for k, v in PRESETS[preset][kind].items():
+        d[k] = dict(v) if isinstance(v, dict) else v
+    for k, v in (overrides or {}).items():
+        if v is not None:
+            d[k] = v
+    for item in sets or []:
+        if "=" not in item:
+            raise TenkuError(f"--set expects key=value (e.g. --set lr=1e-4 or --set dit.depth=4), got {item!r}")
+        key, raw = item.split("=", 1)
+        key, value = key.strip(), _parse_value(raw.strip())
+        if "." in key:
+            group, field = key.split(".", 1)
+            if group not in ("vae", "dit", "text", "flow", "sample"):
+                raise TenkuError(f"--set {key}: unknown group {group!r}; expected vae, dit, text, flow or sample")
+            cls = model_config_classes()[group]
+            names = {f.name: f for f in dataclasses.fields(cls)}
+            if field not in names:
+                raise TenkuError(f"--set {key}: {cls.__name__} has no field {field!r}; fields: {sorted(names)}")
+            current = d[group].get(field, getattr(cls(), field))
+            d[group] = {**d[group], field: _coerce(key, value, current)}
+        else:
+            if key not in d or key in ("vae", "dit", "text", "flow", "sample"):
+                raise TenkuError(f"--set {key}: unknown TrainConfig field; fields: "
+                                 f"{sorted(k for k in d if k not in ('vae', 'dit', 'text', 'flow', 'sample'))}")
+            d[key] = _coerce(key, value, d[key])
+    cfg = TrainConfig.from_dict(d)
+    validate(cfg)
+    return cfg
+
+
+def model_config_classes() -> dict[str, type]:
+    from tenku.config import DiTConfig, FlowConfig, SampleConfig, TextEncoderConfig, VAEConfig
+
+    return {"vae": VAEConfig, "dit": DiTConfig, "text": TextEncoderConfig, "flow": FlowConfig,
+            "sample": SampleConfig}
+
+
+def model_configs(cfg: TrainConfig) -> dict[str, ConfigBase]:
+    """The model config objects a TrainConfig describes."""
+    out = {}
+    for group, cls in model_config_classes().items():
+        out[group] = cls.from_dict(dict(getattr(cfg, group)))
+    return out
+
+
+def validate(cfg: TrainConfig) -> None:
+    problems = []
+    if cfg.steps < 1:
+        problems.append(f"steps must be >= 1 (got {cfg.steps})")
+    if cfg.batch_size < 1 or cfg.grad_accum < 1:
+        problems.append("batch_size and grad_accum must be >= 1")
+    if cfg.batch_size % cfg.grad_accum:
+        problems.append(f"batch_size {cfg.batch_size} must be a multiple of grad_accum {cfg.grad_accum}")
+    if cfg.lr <= 0:
+        problems.append(f"lr must be positive (got {cfg.lr})")
+    if cfg.mixed_precision not in ("auto", "bf16", "fp32"):
+        problems.append(f"mixed_precision must be auto, bf16 or fp32 (got {cfg.mixed_precision!r})")
+    if cfg.parallel not in ("ddp", "fsdp"):
+        problems.append(f"parallel must be ddp or fsdp (got {cfg.parallel!r})")
+    if not 0 <= cfg.caption_dropout <= 1 or not 0 <= cfg.cond_prob <= 1:
+        problems.append("caption_dropout and cond_prob must lie in [0, 1]")
+    bad_levels = [c for c in cfg.caption_levels if c not in ("short", "medium", "long")]
+    if bad_levels or not cfg.caption_levels:
+        problems.append(f"caption_levels must be a non-empty subset of short/medium/long (got {cfg.caption_levels})")
+    if cfg.keep_last < 1 or cfg.ckpt_every < 1:
+        problems.append("keep_last and ckpt_every must be >= 1")
+    if problems:
+        raise TenkuError("invalid training config: " + "; ".join(problems))
