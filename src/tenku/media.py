@@ -114,9 +114,10 @@ class VideoWriter:
             self._ctx.__exit__(exc_type, exc, tb)
 
 
-def write_video(path: str | Path, frames: Iterable[np.ndarray] | np.ndarray, fps: float, crf: int = 18) -> Path:
+def write_video(path: str | Path, frames: Iterable[np.ndarray] | np.ndarray, fps: float, crf: int = 18,
+                preset: str = "medium") -> Path:
     """Write frames (T, H, W, 3) uint8 or an iterable of (H, W, 3) frames as an H.264 mp4."""
-    with VideoWriter(path, fps, crf=crf) as w:
+    with VideoWriter(path, fps, crf=crf, preset=preset) as w:
         for f in frames:
             w.write(f)
     return Path(path)
