@@ -48,7 +48,7 @@ def units(spec: SceneSpec) -> dict:
                       "wall or the floor",
         "visible_fraction": "rendered coverage of the object inside the frame and not hidden by anything "
                             "drawn over it, divided by its whole coverage",
-        "world_unit": f"1 world unit = {ppu:g} pixels (min(width, height) / 64); scene specs are in world units",
+        "world_unit": f"1 world unit = {ppu:g} px (min(width, height) / 64 px); scene specs are in world units",
         "px_per_world_unit": ppu,
         "gravity_px_per_s2": float(spec.gravity * ppu),
         "world_size_px": [float(spec.world_width * ppu), float(spec.world_height * ppu)],

@@ -42,6 +42,7 @@ class MakeConfig:
     workers: int = 1
     shard: str | None = None  # "i/n": make shards i, i+n, ...
     crf: int = 18
+    preset: str = "veryfast"  # x264 preset: as small and within 0.3 dB PSNR of "medium" on world clips
 
     @property
     def num_shards(self) -> int:
@@ -90,7 +91,7 @@ def make_world_clip(seed: int, split: str, index: int, width: int = 64, height: 
 def _write_shard(cfg: MakeConfig, index: int) -> int:
     lo = index * cfg.clips_per_shard
     hi = min(lo + cfg.clips_per_shard, cfg.clips)
-    with ShardWriter(cfg.out, index, crf=cfg.crf) as w:
+    with ShardWriter(cfg.out, index, crf=cfg.crf, preset=cfg.preset) as w:
         for j in range(lo, hi):
             clip = make_world_clip(cfg.seed, cfg.split, j, cfg.width, cfg.height, cfg.fps, cfg.seconds,
                                    cfg.scenario)
@@ -132,7 +133,7 @@ def make_dataset(cfg: MakeConfig, progress: bool = True) -> dict:
             "frames_rule": "num_frames = round(seconds * fps) + 1",
             "command": "tenku world make " + " ".join(
                 f"--{k.replace('_', '-')} {v}" for k, v in asdict(cfg).items()
-                if v is not None and k not in ("workers", "shard", "crf"))}
+                if v is not None and k not in ("workers", "shard", "crf", "preset"))}
     _check_existing(cfg, info)
     write_dataset_info(cfg.out, **info)
     mine = [i for i in range(cfg.num_shards) if i % parts == part]

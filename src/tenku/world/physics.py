@@ -3,7 +3,7 @@
 Bodies have density 1 (mass = area), no rotation (infinite moment) and no friction, so collisions
 exchange momentum along the contact normal only and elastic contacts (elasticity 1) conserve kinetic
 energy. Walls are thick static segments whose surfaces lie just inside the world border. The step is
-``1 / (fps * substeps)`` with about 240 steps per second; a scene in which nothing can touch anything
+``1 / (fps * substeps)`` with about 120 steps per second; a scene in which nothing can touch anything
 and nothing accelerates is stepped once per frame (the motion is exact either way). Everything runs
 in a fixed order from the spec alone, so the same spec gives the same trajectory bit for bit.
 """
@@ -18,7 +18,7 @@ import numpy as np
 from tenku.world.spec import SceneSpec, shape_area, shape_vertices
 
 WALL = -1  # the id used for walls and the floor in collision pairs
-STEPS_PER_SECOND = 240
+STEPS_PER_SECOND = 120
 _WALL_THICKNESS = 1000.0
 WALL_INSET_PX = 0.75  # wall surfaces sit this far inside the frame border, so the anti-aliased edge of
 # an object touching a wall (and any sub-step penetration) stays inside the frame

@@ -1,0 +1,92 @@
+"""World clip throughput: clips/s for render + encode (64x64, 17 frames, 8 fps by default).
+
+    python benchmarks/world_speed.py --clips 400 --workers 1 2
+
+Prints a per-stage breakdown (one process, ms per clip) and the end-to-end rate of
+``tenku world make`` (simulate, render, ground truth, captions, H.264 encode, manifest) for each
+worker count, plus the machine's load average, since the machine may be shared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import tempfile
+import time
+
+
+def stage_breakdown(n: int, width: int, height: int, fps: float, seconds: float) -> dict:
+    import numpy as np
+
+    from tenku.media import write_video
+    from tenku.world.captions import make_captions
+    from tenku.world.clip import ground_truth
+    from tenku.world.make import clip_seed
+    from tenku.world.physics import simulate
+    from tenku.world.render import render
+    from tenku.world.scenarios import sample_scene
+
+    tot = dict.fromkeys(("sample", "simulate", "render", "ground_truth", "captions", "encode"), 0.0)
+    with tempfile.TemporaryDirectory() as d:
+        for j in range(n):
+            s = clip_seed(0, "train", j)
+            t0 = time.perf_counter()
+            spec = sample_scene(np.random.default_rng(s), "train", None, width, height, fps, seconds)
+            t1 = time.perf_counter()
+            traj = simulate(spec)
+            t2 = time.perf_counter()
+            frames, vis, inf = render(spec, traj)
+            t3 = time.perf_counter()
+            gt = ground_truth(spec, traj, vis, inf)
+            t4 = time.perf_counter()
+            make_captions(spec, gt, s)
+            t5 = time.perf_counter()
+            write_video(os.path.join(d, "c.mp4"), frames, fps, preset="veryfast")  # as world make
+            t6 = time.perf_counter()
+            for k, (a, b) in zip(tot, ((t0, t1), (t1, t2), (t2, t3), (t3, t4), (t4, t5), (t5, t6))):
+                tot[k] += b - a
+    ms = {k: round(v / n * 1000, 2) for k, v in tot.items()}
+    ms["total"] = round(sum(tot.values()) / n * 1000, 2)
+    return ms
+
+
+def end_to_end(n: int, workers: int, width: int, height: int, fps: float, seconds: float) -> dict:
+    from tenku.world.make import MakeConfig, make_dataset
+
+    out = tempfile.mkdtemp(prefix="tenku-world-bench-")
+    try:
+        cfg = MakeConfig(out=out, clips=n, seconds=seconds, width=width, height=height, fps=fps,
+                         workers=workers, clips_per_shard=max(1, n // (4 * workers)))
+        t = time.perf_counter()
+        make_dataset(cfg, progress=False)
+        dt = time.perf_counter() - t
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    return {"workers": workers, "clips": n, "seconds": round(dt, 2), "clips_per_s": round(n / dt, 1)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--clips", type=int, default=400)
+    ap.add_argument("--breakdown-clips", type=int, default=150)
+    ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--size", default="64x64")
+    ap.add_argument("--fps", type=float, default=8.0)
+    ap.add_argument("--seconds", type=float, default=2.0)
+    args = ap.parse_args()
+    w, h = (int(v) for v in args.size.lower().split("x"))
+    load0 = os.getloadavg()
+    res = {"machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} CPUs, {platform.python_version()}",
+           "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+           "size": f"{w}x{h}", "fps": args.fps, "seconds": args.seconds,
+           "breakdown_ms_per_clip": stage_breakdown(args.breakdown_clips, w, h, args.fps, args.seconds),
+           "make": [end_to_end(args.clips, k, w, h, args.fps, args.seconds) for k in args.workers]}
+    res["loadavg_1min_before_after"] = [round(load0[0], 2), round(os.getloadavg()[0], 2)]
+    print(json.dumps(res, indent=2))
+
+
+if __name__ == "__main__":
+    main()
