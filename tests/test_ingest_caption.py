@@ -116,7 +116,7 @@ def test_ingest_recaptions_and_caches(vlm, tmp_path, monkeypatch):
     for uri in images:
         assert uri.startswith("data:image/jpeg;base64,")
         im = Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1])))
-        assert im.format == "JPEG" and im.size == (144, 144)  # the 64x64 crop at source resolution
+        assert im.format == "JPEG" and im.size == (193, 116)  # the 80x48 crop at display resolution
         decoded.append(np.asarray(im.convert("RGB"), dtype=np.float32))
     assert np.abs(decoded[0] - decoded[-1]).mean() > 3  # different moments of the clip, not one frame
     assert car[0]["captions"]["short"] == "A man in a dark suit talks in the back seat of a car, answer 1."
