@@ -4,7 +4,8 @@
 facts come from :func:`tenku.world.captions.caption_facts`). Per clip and attribute, 1 if right:
 
 - colour: every prompted object's colour is found in at least half of the frames where the ground
-  truth shows that object at least half visible;
+  truth shows that object at least half visible, and no other palette colour is found in half of
+  the frames or more;
 - shape: the majority shape class of the first object's colour (largest detection, over frames where
   the ground truth shows it fully and it does not touch the frame edge) is the prompted shape;
 - count: the most common number of detections, over the frames where the ground-truth rendering of
@@ -30,7 +31,8 @@ prompts (``test_id``), held-out attribute combinations (``test_comp``) and out-o
   edge, is not next to the scene's occluder, and would not cross the frame edge if moved on by its
   own last displacement (a fast object can leave between two frames) (best 0);
 - re-emergence: over clips where an object passes behind an occluder and comes out, the fraction where
-  the generated video shows it again past the occluder's far edge (best 1).
+  the generated video shows it again past the occluder's far edge (a detection of its colour with
+  0.5-2x its area, in at least 2 frames from the ground-truth re-emergence on) (best 1).
 
 **Video quality**: VAE reconstruction PSNR (dB, of uint8 frames, capped at 100 for identical frames)
 and SSIM (Gaussian window 11, sigma 1.5, on each RGB channel, averaged) on held-out world clips;
@@ -97,7 +99,9 @@ def adherence(dets: list[list[Detection]], facts: dict, gt: dict) -> dict[str, f
     for i, p in enumerate(objs):
         frames = [t for t in range(T) if vf[t, i] >= 0.5] or list(range(T))
         present.append(sum(any(d.color == p["color"] for d in dets[t]) for t in frames) >= 0.5 * len(frames))
-    res["color"] = float(all(present))
+    prompted = {p["color"] for p in objs}
+    extra = Counter(c for t in range(T) for c in {d.color for d in dets[t]} - prompted)
+    res["color"] = float(all(present) and not any(n >= 0.5 * T for n in extra.values()))
     full_frames = [t for t in range(T) if (vis[t] == "full").all()]
     res["count"] = None
     if full_frames:
@@ -222,17 +226,19 @@ def _reemergence(dets, gt, spec, start) -> float | None:
     back = [t for t in range(hidden[0], T) if vis[t] == "full"]
     if not back or back[0] < start:
         return None
+    from tenku.world.spec import shape_area
+
     o = spec["objects"][0]
     box = _occluder_px(spec, gt, back[0], margin=0.0)
     color = gt["objects"][0]["color"]
+    area = shape_area(o["shape"], float(gt["objects"][0]["radius_px"]))
+    past = 0
     for t in range(back[0], T):
-        for d in dets[t]:
-            if d.color != color:
-                continue
-            if ((o["vx"] > 0 and d.x > box[2]) or (o["vx"] < 0 and d.x < box[0])
-                    or (o["vy"] > 0 and d.y > box[3]) or (o["vy"] < 0 and d.y < box[1])):
-                return 1.0
-    return 0.0
+        if any(d.color == color and 0.5 * area <= d.area <= 2.0 * area and (
+                (o["vx"] > 0 and d.x > box[2]) or (o["vx"] < 0 and d.x < box[0])
+                or (o["vy"] > 0 and d.y > box[3]) or (o["vy"] < 0 and d.y < box[1])) for d in dets[t]):
+            past += 1
+    return float(past >= min(2, T - back[0]))
 
 
 def summarize_permanence(clips: list[dict]) -> dict:

@@ -64,7 +64,7 @@ class ParserConfig:
     min_area: float = 1.5  # smaller coverage-weighted areas are noise
     halo_fraction: float = 0.5  # share of a small component inside a larger one's halo to fold it in
     mix_tolerance: float = 40.0  # RGB distance from the background-object blend line to fold it in
-    max_components: int = 64  # at most this many components per frame (the largest) are measured
+    max_components: int = 16  # at most this many components per frame (the largest) are measured
 
 
 @dataclasses.dataclass(frozen=True)
@@ -182,13 +182,18 @@ class ObjectParser:
             mask = labels == k
             if not mask.any():
                 continue
-            comp, _ = ndimage.label(mask, structure=np.ones((3, 3)))
-            for i, sl in enumerate(ndimage.find_objects(comp), 1):
-                core = comp[sl] == i
-                npix = int(core.sum())
-                if npix >= cfg.min_pixels and dist[sl][core].min() <= cfg.peak_delta_e:
-                    comps.append((npix, k, sl, core))
-        comps.sort(key=lambda c: -c[0])
+            comp, n = ndimage.label(mask, structure=np.ones((3, 3)))
+            npix = np.bincount(comp.ravel(), minlength=n + 1)[1:]
+            peak = ndimage.minimum(dist, comp, index=np.arange(1, n + 1))
+            ok = np.nonzero((npix >= cfg.min_pixels) & (np.asarray(peak) <= cfg.peak_delta_e))[0]
+            ok = ok[np.argsort(-npix[ok], kind="stable")][: cfg.max_components]
+            if len(ok) == 0:
+                continue
+            slices = ndimage.find_objects(comp)
+            for j in ok:
+                sl = slices[j]
+                comps.append((int(npix[j]), k, sl, comp[sl] == j + 1))
+        comps.sort(key=lambda c: (-c[0], c[1]))
         comps = comps[: cfg.max_components]
         kept: list[tuple[int, int, np.ndarray]] = []  # (pixels, palette index, full-frame core)
         halos, owns, colours = [], [], []

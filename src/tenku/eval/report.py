@@ -75,8 +75,9 @@ def trajectory_plot(results: list[dict], path: Path, clips: int = 6) -> Path:
             ax.plot(gen[:, i, 0], gen[:, i, 1], "--", marker=".", ms=3, lw=1, color=line.get_color(),
                     label=f"object {i} generated")
         ax.set_title(r["id"], fontsize=7)
+        ax.set_xlim(0, r["width"])
+        ax.set_ylim(r["height"], 0)  # y down, as in the frame
         ax.set_aspect("equal")
-        ax.invert_yaxis()
         ax.tick_params(labelsize=6)
     axes.ravel()[0].legend(fontsize=5, loc="best")
     fig.suptitle("trajectories: ground truth (solid) vs generated (dashed), frame pixels", fontsize=8)

@@ -1,0 +1,75 @@
+"""``tenku eval``: the yardstick. Scores a model (or the world's own clips) on a versioned suite."""
+
+from __future__ import annotations
+
+import argparse
+
+DESCRIPTION = """\
+Evaluate a model against the physics world's ground truth: prompt adherence (colour, shape, count,
+direction, speed), physics by extension (position/velocity error over the parser's floor,
+acceleration for throws, momentum/energy for collisions), object permanence and video quality.
+Writes report.json, report.md, contact_sheet.png and trajectories.png into --out.
+
+suites: smoke (5 clips, for tests), default (about 60 clips), full (5x default)
+
+examples:
+  tenku eval --out eval-default                      # the shipped default model, default suite
+  tenku eval --model runs/dit/export --suite full --out eval-full --seed 1
+  tenku eval --ground-truth --suite default --out eval-ceiling
+"""
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("eval", help="score a model against the physics world (the yardstick)",
+                              description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--model", metavar="PATH",
+                     help="pipeline folder (default: the model shipped with tenku, tenku-world-tiny)")
+    src.add_argument("--ground-truth", action="store_true",
+                     help="score the world's own clips instead of a model (the ceiling: every metric at its best)")
+    p.add_argument("--suite", default="default", metavar="NAME", help="smoke, default or full (default: %(default)s)")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder for the report files")
+    p.add_argument("--clips", type=int, metavar="N", help="keep only the first N clips of each task")
+    p.add_argument("--seed", type=int, default=0, metavar="S",
+                   help="generation seed (clip i uses S + i); same seed, same report (default: %(default)s)")
+    p.add_argument("--steps", type=int, metavar="N", help="sampling steps (default: the model's)")
+    p.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    import time
+
+    from tenku.errors import TenkuError
+    from tenku.eval.runner import evaluate
+    from tenku.eval.suites import SUITES
+
+    if args.suite not in SUITES:
+        raise TenkuError(f"unknown suite {args.suite!r}; choose one of {', '.join(sorted(SUITES))}")
+    if args.steps is not None and args.steps < 1:
+        raise TenkuError(f"--steps must be at least 1, got {args.steps}")
+    model = None
+    if not args.ground_truth:
+        from pathlib import Path
+
+        from tenku.pipeline import default_model_path
+
+        model = Path(args.model) if args.model else default_model_path()
+        if not model.exists():
+            hint = "pass --model PATH" if not args.model else "check the path"
+            raise TenkuError(f"model folder not found: {model}; {hint} (or use --ground-truth)")
+    start = time.perf_counter()
+    report = evaluate(args.suite, args.out, model=model, ground_truth=args.ground_truth, clips=args.clips,
+                      seed=args.seed, steps=args.steps, progress=not args.no_progress)
+    took = time.perf_counter() - start
+    print(f"wrote {args.out}/report.json, report.md, contact_sheet.png, trajectories.png "
+          f"({len(report['clips'])} clips, {took:.1f} s)")
+    m = report["metrics"]
+    ad = m.get("adherence", {}).get("in_distribution", {})
+    if ad:
+        print("adherence (in distribution): " + ", ".join(f"{k} {v['accuracy']:.2f}" for k, v in ad.items()))
+    ph = m.get("physics", {}).get("in_distribution", {})
+    if "velocity" in ph:
+        print(f"velocity error (in distribution): {ph['velocity']['error']:.2f} px/s "
+              f"({ph['velocity']['ratio']:.1f}x the parser floor)")
+    return 0
