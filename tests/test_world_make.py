@@ -144,3 +144,16 @@ def test_dataset_skips_corrupt_and_missing_clips(tmp_path, caplog, capsys):
     assert any(rid == recs[1]["id"] for rid, _ in ds.skipped)
     assert recs[1]["id"] not in {x["record"]["id"] for x in items}
     assert "skipping clip" in caplog.text
+
+
+def test_sample_command_writes_one_clip(tmp_path, capsys):
+    from tenku.cli import main
+
+    out = tmp_path / "one.mp4"
+    assert main(["world", "sample", "--out", str(out), "--scenario", "throw", "--seed", "4"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["meta"]["scenario"] == "throw" and printed["captions"]["long"]
+    frames, _ = read_video(out)
+    assert frames.shape == (17, 64, 64, 3)
+    assert main(["world", "sample", "--out", str(tmp_path / "x.gif")]) == 2
+    assert "must end in .mp4 or .png" in capsys.readouterr().err

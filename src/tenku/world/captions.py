@@ -117,8 +117,8 @@ def caption_facts(spec: SceneSpec, gt: dict) -> dict:
         seen = [k for k, v in enumerate(vis) if v in ("full", "partial")]
         if spec.gravity > 0:
             motion = "thrown" if o.direction is not None else "dropped"
-        elif o.direction is None and not hits:
-            motion = "still"
+        elif o.direction is None:
+            motion = "still"  # at rest at the start (it may be set moving by a collision)
         else:
             motion = "moving"
         objs.append({
@@ -265,7 +265,11 @@ def _clause(rng: random.Random, o: dict, facts: dict, detail: bool) -> str:
     dirp = rng.choice(DIRECTION_PHRASES[o["direction"]]) if o["direction"] else ""
     speed = rng.choice(SPEED_PHRASES[o["speed"]]) if (o["speed"] and detail) else ""
     parts = []
-    if o["motion"] == "still":
+    hits = list(o["hits"])
+    if o["motion"] == "still" and hits:
+        first = hits.pop(0)
+        parts.append(f"sits at rest until {_the(rng, others[first])} hits it and sets it moving")
+    elif o["motion"] == "still":
         parts.append(rng.choice(("rests motionless", "stays at rest", "sits stationary")))
     elif o["motion"] == "thrown":
         parts.append(rng.choice((f"is thrown {dirp}, flies in an arc and falls",
@@ -280,7 +284,7 @@ def _clause(rng: random.Random, o: dict, facts: dict, detail: bool) -> str:
     if o["wall_bounces"]:
         parts.append(rng.choice(("bounces off the walls", "rebounds off the walls")) if o["wall_bounces"] > 1
                      else rng.choice(("bounces off a wall", "rebounds off a wall")))
-    for j in o["hits"]:
+    for j in hits:
         parts.append(rng.choice(("collides with ", "hits ", "bounces off ")) + _the(rng, others[j]))
     if o["hidden"]:
         word = rng.choice(OCCLUDER_WORDS)

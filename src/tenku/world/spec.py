@@ -14,7 +14,7 @@ corners and a triangle's vertices lie on it (a square of radius r has side r * s
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 
 from tenku.errors import TenkuError
 
@@ -169,7 +169,6 @@ class SceneSpec:
     trail: tuple[int, ...] = ()  # ids of objects that leave a persistent paint trail
     trail_width: float = 1.5  # world units
     texture_seed: int = 0
-    extra: dict = field(default_factory=dict, compare=False)
 
     def __post_init__(self):
         ppu = px_per_unit(self.width, self.height)
@@ -200,7 +199,6 @@ class SceneSpec:
         d["walls"] = list(self.walls)
         d["trail"] = list(self.trail)
         d["occluder"] = list(self.occluder) if self.occluder is not None else None
-        d["extra"] = dict(self.extra)
         return d
 
     @classmethod
@@ -220,7 +218,6 @@ class SceneSpec:
         kw["trail"] = tuple(int(i) for i in d.get("trail", ()))
         if d.get("occluder") is not None:
             kw["occluder"] = tuple(float(v) for v in d["occluder"])
-        kw["extra"] = dict(d.get("extra") or {})
         spec = cls(**kw)
         spec.validate()
         return spec
