@@ -46,6 +46,7 @@ def test_make_writes_shards_with_ground_truth(tmp_path):
     assert completed_shards(out) == {0, 1, 2}
     info = json.loads((out / "dataset.json").read_text())
     assert info["clips"] == 10 and info["seed"] == 7 and info["num_frames"] == 17 and info["split"] == "train"
+    assert "--clips 10 --seconds 2 --size 64x64 --fps 8 --split train --seed 7" in info["command"]
     recs = load_records(out)
     assert [r["meta"]["clip_index"] for r in recs] == list(range(10))
     for rec in recs[:4]:

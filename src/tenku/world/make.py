@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import os
 import zlib
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -105,6 +105,16 @@ def _worker(job: tuple[MakeConfig, int]) -> tuple[int, int]:
     return index, _write_shard(cfg, index)
 
 
+def _command(cfg: MakeConfig) -> str:
+    """The command line that makes this dataset (any --workers/--shard give the same clips)."""
+    parts = [f"tenku world make --out {cfg.out} --clips {cfg.clips} --seconds {cfg.seconds:g}",
+             f"--size {cfg.width}x{cfg.height} --fps {cfg.fps:g} --split {cfg.split} --seed {cfg.seed}",
+             f"--clips-per-shard {cfg.clips_per_shard}"]
+    if cfg.scenario:
+        parts.append(f"--scenario {cfg.scenario}")
+    return " ".join(parts)
+
+
 def _check_existing(cfg: MakeConfig, info: dict) -> None:
     path = Path(cfg.out) / "dataset.json"
     if not path.exists():
@@ -131,9 +141,7 @@ def make_dataset(cfg: MakeConfig, progress: bool = True) -> dict:
             "clips_per_shard": cfg.clips_per_shard, "scenario": cfg.scenario,
             "num_frames": frames_for(cfg.seconds, cfg.fps), "num_shards": cfg.num_shards,
             "frames_rule": "num_frames = round(seconds * fps) + 1",
-            "command": "tenku world make " + " ".join(
-                f"--{k.replace('_', '-')} {v}" for k, v in asdict(cfg).items()
-                if v is not None and k not in ("workers", "shard", "crf", "preset"))}
+            "command": _command(cfg)}
     _check_existing(cfg, info)
     write_dataset_info(cfg.out, **info)
     mine = [i for i in range(cfg.num_shards) if i % parts == part]
