@@ -35,13 +35,28 @@ def check_output_path(path: str | Path) -> Path:
     return path
 
 
-def save_output(output: PipelineOutput, path: str | Path) -> Path:
+def save_output(output: PipelineOutput, path: str | Path, include_prompt: bool = True) -> Path:
     """Write ``output`` to ``path`` atomically: .mp4 (every frame, H.264) or .png (the first frame).
-    Returns the path. Nothing is left under ``path`` if writing fails."""
+    Returns the path. Nothing is left under ``path`` if writing fails.
+
+    Safety steps (tenku.safety.outputs): output-frame check and invisible watermark before encoding,
+    C2PA manifest (prompt included only if ``include_prompt``) signed as the very last step."""
     from tenku import media
+    from tenku.safety import outputs as safety
 
     path = check_output_path(path)
     frames = output.frames
-    if path.suffix.lower() == ".png":
-        return media.write_png(path, frames[0])
-    return media.write_video(path, frames, fps=output.fps)
+    if not safety.provenance_enabled():
+        if path.suffix.lower() == ".png":
+            return media.write_png(path, frames[0])
+        return media.write_video(path, frames, fps=output.fps)
+    frames, mark = safety.prepare_frames(frames, output.metadata)
+    unsigned = path.with_name(f".{path.stem}.unsigned{path.suffix}")
+    try:
+        if path.suffix.lower() == ".png":
+            media.write_png(unsigned, frames[0])
+        else:
+            media.write_video(unsigned, frames, fps=output.fps)
+        return safety.sign_output(unsigned, output.metadata, mark, include_prompt=include_prompt, dest=path)
+    finally:
+        unsigned.unlink(missing_ok=True)

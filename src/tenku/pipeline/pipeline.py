@@ -315,6 +315,9 @@ class TenkuPipeline:
         ``sizes``: num_frames, height, width, fps, num_steps, guidance, sampler (None = default)."""
         if not isinstance(prompt, str):
             raise TenkuError(f"prompt must be a string, got {type(prompt).__name__}")
+        from tenku.safety.moderation import ensure_allowed
+
+        ensure_allowed(prompt)  # refuses (ModerationError, naming the category) before any generation
         r = self.resolve(**sizes)
         start = time.perf_counter()
         gen, seed = self.make_generator(seed, generator)

@@ -187,19 +187,21 @@ def mime_type(path: Path) -> str:
     return mime
 
 
-def sign_file(path: str | Path, *, model: str | None = None, parameters: dict | None = None,
-              include_prompt: bool = True, watermark: dict | None = None,
+def sign_file(path: str | Path, *, dest: str | Path | None = None, model: str | None = None,
+              parameters: dict | None = None, include_prompt: bool = True, watermark: dict | None = None,
               credentials: SigningCredentials | None = None) -> Path:
-    """Embed a signed C2PA manifest into ``path`` in place (written to a temporary file, then renamed)."""
+    """Embed a signed C2PA manifest into ``path`` in place, or into ``dest`` (same type) if given.
+    The signed file is written to a temporary name and renamed into place."""
     from tenku.media import atomic_path
 
     c2pa = _c2pa()
     path = Path(path)
-    mime = mime_type(path)
+    dest = Path(dest) if dest is not None else path
+    mime = mime_type(dest)
     if not path.is_file():
         raise ProvenanceError(f"cannot sign {path}: file not found")
     creds = credentials or load_credentials()
-    manifest = build_manifest(path.name, model, parameters, include_prompt, watermark)
+    manifest = build_manifest(dest.name, model, parameters, include_prompt, watermark)
     try:
         signer = c2pa.Signer.from_info(c2pa.C2paSignerInfo(c2pa.C2paSigningAlg.ES256, creds.cert_chain_pem,
                                                            creds.key_pem, None))
@@ -207,7 +209,7 @@ def sign_file(path: str | Path, *, model: str | None = None, parameters: dict | 
         raise ProvenanceError(f"the C2PA credentials from {creds.source} are unusable: {e}; expected an ES256 "
                               "(P-256) key and a chain whose leaf is signed by a CA") from None
     try:
-        with atomic_path(path) as tmp, c2pa.Builder(manifest) as builder:
+        with atomic_path(dest) as tmp, c2pa.Builder(manifest) as builder:
             with open(path, "rb") as src, open(tmp, "w+b") as dst:
                 builder.sign(signer, mime, src, dst)
     except c2pa.C2paError as e:
