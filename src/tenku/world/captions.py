@@ -275,7 +275,8 @@ def _clause(rng: random.Random, o: dict, facts: dict, detail: bool) -> str:
         parts.append(rng.choice((f"is thrown {dirp}, flies in an arc and falls",
                                  f"flies {dirp} in an arc, thrown under gravity")))
     elif o["motion"] == "dropped":
-        parts.append(rng.choice(("is dropped and falls onto the floor", "drops onto the floor")))
+        parts.append(rng.choice(("is dropped and falls onto the floor", "drops onto the floor"))
+                     if o["floor_bounces"] else "is dropped and falls")
     else:
         verb = rng.choice(("moves", "travels", "glides", "slides"))
         parts.append(" ".join(w for w in (verb, dirp, speed) if w))
@@ -317,8 +318,7 @@ def _camera(rng: random.Random, facts: dict) -> str:
 
 def _occluder_sentence(rng: random.Random, facts: dict, spec: SceneSpec) -> str:
     shade = "dark" if spec.occluder_shade == "dark" else "pale"
-    return rng.choice((f"A {shade} bar stands across the middle of the scene",
-                       f"A {shade} screen stands in the middle of the view"))
+    return rng.choice((f"A {shade} bar crosses the scene", f"A {shade} screen spans the view"))
 
 
 def short_caption(rng: random.Random, facts: dict) -> str:
