@@ -60,3 +60,20 @@ def save_output(output: PipelineOutput, path: str | Path, include_prompt: bool =
         return safety.sign_output(unsigned, output.metadata, mark, include_prompt=include_prompt, dest=path)
     finally:
         unsigned.unlink(missing_ok=True)
+
+
+def save_output_stream(stream, path: str | Path) -> Path:
+    """Write a :class:`tenku.pipeline.modes.GenerationStream` to ``path`` as its frames arrive (.mp4: every
+    frame, encoded piece by piece, so memory does not grow with length; .png: the first frame).
+    Atomic like :func:`save_output`. Returns the path."""
+    from tenku import media
+
+    path = check_output_path(path)
+    if path.suffix.lower() == ".png":
+        first = next(iter(stream.frames))
+        return media.write_png(path, first[0])
+    with media.VideoWriter(path, stream.fps) as w:
+        for piece in stream.frames:
+            for frame in piece:
+                w.write(frame)
+    return path

@@ -285,13 +285,51 @@ class TenkuPipeline:
         progress: bool = True,
         sampler: str | None = None,
         latents: torch.Tensor | None = None,
+        mode: Any = None,
+        expand: Any = True,
+        window: int | None = None,
+        context: int | None = None,
     ) -> PipelineOutput:
         """Generate one clip. Unset arguments come from ``sample_config``. ``num_frames = 1`` is an image.
         Same seed (or an equally seeded ``generator``), same frames: noise is drawn on the CPU.
-        ``latents``: explicit initial noise (1, C, T', h, w) instead of drawing it."""
-        return self._run(prompt, negative_prompt, num_frames=num_frames, height=height, width=width, fps=fps,
-                         num_steps=num_steps, guidance=guidance, seed=seed, generator=generator,
-                         callback=callback, progress=progress, sampler=sampler, latents=latents)
+        ``latents``: explicit initial noise (1, C, T', h, w) instead of drawing it (one window, text only).
+        ``mode``: a typed mode from :mod:`tenku.pipeline.modes` (ImageToVideo, Extend, Loop, Connect, Edit,
+        TextToImage; default TextToVideo). Clips longer than the model's window (``window`` latent frames,
+        default its training clip) are made window by window, each conditioned on ``context`` latent
+        frames of the one before. ``expand``: prompt expansion before text encoding (True: built-in,
+        False: off, or an expander from :mod:`tenku.pipeline.prompt`); metadata keeps both prompts."""
+        if latents is not None:
+            return self._run_latents(prompt, negative_prompt, latents, mode, expand, seed, generator,
+                                     num_frames=num_frames, height=height, width=width, fps=fps,
+                                     num_steps=num_steps, guidance=guidance, sampler=sampler,
+                                     callback=callback, progress=progress)
+        return self.stream(prompt, negative_prompt, mode=mode, num_frames=num_frames, height=height, width=width,
+                           fps=fps, num_steps=num_steps, guidance=guidance, sampler=sampler, seed=seed,
+                           generator=generator, callback=callback, progress=progress, expand=expand,
+                           window=window, context=context).collect()
+
+    def stream(self, prompt: str, negative_prompt: str | None = None, mode: Any = None, **kwargs: Any):
+        """Like calling the pipeline, but returns a :class:`tenku.pipeline.modes.GenerationStream` whose
+        ``frames`` yields pieces as each window is decoded (write them with
+        :func:`tenku.pipeline.output.save_output_stream`: memory stays flat for any length)."""
+        from tenku.pipeline.modes import generate
+
+        return generate(self, prompt, mode, negative_prompt=negative_prompt, **kwargs)
+
+    def _run_latents(self, prompt, negative_prompt, latents, mode, expand, seed, generator, **sizes):
+        from tenku.pipeline.prompt import expand_prompt
+
+        if mode is not None:
+            raise TenkuError("latents= (explicit initial noise) works with plain text-to-video only; "
+                             "leave mode unset")
+        if not isinstance(prompt, str):
+            raise TenkuError(f"prompt must be a string, got {type(prompt).__name__}")
+        gen, seed = self.make_generator(seed, generator)
+        text, source = expand_prompt(prompt, seed, expand)
+        out = self._run(text, negative_prompt, seed=seed, generator=gen, latents=latents,
+                        extra_metadata={"prompt": prompt, "expanded_prompt": text, "expander": source,
+                                        "mode": "text_to_video"}, **sizes)
+        return out
 
     def _run(
         self,
