@@ -66,6 +66,10 @@ def normalise(text: str) -> list[str]:
     leet = re.sub(r"\S*[a-z]\S*", lambda m: m.group(0).translate(_LEET), base)
     variants.append(leet)
     variants.append(leet.replace("1", "l").replace("|", "l"))
+    # joined with a leading article kept apart too ("a z e b r a" -> "a zebra")
+    variants += [_SPACED.sub(lambda m: m.group(0)[:2] + m.group(0)[2:] if m.group(0)[0] not in "ai"
+                             else m.group(0)[0] + " " + re.sub(r"[\s.\-_*~]+", "", m.group(0)[1:]), v)
+                 for v in variants]
     out = []
     for v in variants:
         v = _SPACED.sub(lambda m: re.sub(r"[\s.\-_*~]+", "", m.group(0)), v)

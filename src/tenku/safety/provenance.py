@@ -216,7 +216,7 @@ def sign_file(path: str | Path, *, dest: str | Path | None = None, model: str | 
         raise ProvenanceError(f"C2PA signing of {path} failed: {e}") from None
     finally:
         signer.close()
-    return path
+    return dest
 
 
 @dataclass
