@@ -18,13 +18,9 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the SDK
 
 
 def serve_model(tmp_path_factory) -> str:
-    """A tiny random pipeline when tenku.testing has one; otherwise the server's labelled stand-in generator."""
-    try:
-        from tenku.testing import make_tiny_pipeline
+    from tenku.testing import make_tiny_pipeline
 
-        return str(make_tiny_pipeline(tmp_path_factory.mktemp("model") / "tiny"))
-    except ImportError:  # the pipeline modules are not in this build yet
-        return "stand-in"
+    return str(make_tiny_pipeline(tmp_path_factory.mktemp("model") / "tiny"))
 
 
 @pytest.fixture(scope="module")

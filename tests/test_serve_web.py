@@ -23,12 +23,9 @@ pytestmark = [
 
 
 def serve_model(tmp_path_factory) -> str:
-    try:
-        from tenku.testing import make_tiny_pipeline
+    from tenku.testing import make_tiny_pipeline
 
-        return str(make_tiny_pipeline(tmp_path_factory.mktemp("model") / "tiny"))
-    except ImportError:  # the pipeline modules are not in this build yet: the server's labelled stand-in
-        return "stand-in"
+    return str(make_tiny_pipeline(tmp_path_factory.mktemp("model") / "tiny"))
 
 
 @pytest.fixture(scope="module")

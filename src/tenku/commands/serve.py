@@ -19,8 +19,7 @@ def register(subparsers) -> None:
                    "to share one queue between machines)")
     p.add_argument("--workers", type=int, default=1, help="worker processes, each loading the model once (default 1)")
     p.add_argument("--model", default="", metavar="PATH",
-                   help="pipeline folder (default: the bundled model); 'stand-in' runs a non-learned "
-                   "test pattern generator for trying the server without a model")
+                   help="pipeline folder (default: the bundled model, tenku-world-tiny)")
     p.add_argument("--api-key", action="append", default=[], metavar="KEY",
                    help="require 'Authorization: Bearer KEY' (repeatable; also TENKU_API_KEYS=k1,k2)")
     p.add_argument("--data-dir", default="tenku-serve-data", metavar="DIR",
@@ -35,6 +34,8 @@ def register(subparsers) -> None:
                    help="create/delete requests per minute per API key, 0 for none (default 120)")
     p.add_argument("--max-prompt-chars", type=int, default=4000, help="longest prompt accepted (default 4000)")
     p.add_argument("--max-upload-mb", type=float, default=10.0, help="largest upload in MiB (default 10)")
+    p.add_argument("--threads", type=int, default=0,
+                   help="torch threads per worker (default: CPU cores divided by --workers)")
     p.add_argument("--steps", type=int, default=0, help="sampler steps per video (default: the model's)")
     p.add_argument("--sizes", default="", metavar="WxH,...", help="sizes accepted (default: from the model)")
     p.add_argument("--seconds", default="", metavar="S,...", help="durations accepted (default 1,2,4)")
@@ -52,7 +53,7 @@ def handler(args: argparse.Namespace) -> int:
         model=args.model, api_keys=keys_from_env(args.api_key), max_queue=args.max_queue,
         expire_after=args.expire_after, lease_seconds=args.lease_seconds, max_attempts=args.max_attempts,
         rate_limit=args.rate_limit, max_prompt_chars=args.max_prompt_chars, max_upload_bytes=upload,
-        max_body_bytes=upload + 1024 * 1024, poll_after_ms=args.poll_after_ms, num_steps=args.steps,
+        max_body_bytes=upload + 1024 * 1024, poll_after_ms=args.poll_after_ms, num_steps=args.steps, threads=args.threads,
         sizes=tuple(s.strip() for s in args.sizes.split(",") if s.strip()),
         seconds=tuple(s.strip() for s in args.seconds.split(",") if s.strip()),
     )

@@ -36,12 +36,14 @@ class ServerProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 60.0) -> "ServerProcess":
+    def start(self, timeout: float = 120.0) -> "ServerProcess":
+        """Start the server and wait until it answers and all its workers have loaded the model."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         cmd = [sys.executable, "-m", "tenku", "serve", "--host", "127.0.0.1", "--port", str(self.port),
                "--model", self.model, "--data-dir", str(self.data_dir), "--workers", str(self.workers), *self.args]
         env = dict(os.environ, **(self.env or {}))
         self._log = open(self.log_path, "ab")
+        self._log_start = len(self.log_tail(1 << 20))
         self.proc = subprocess.Popen(cmd, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -49,12 +51,17 @@ class ServerProcess:
                 raise TenkuError(f"tenku serve exited with {self.proc.returncode}:\n{self.log_tail()}")
             try:
                 with urllib.request.urlopen(self.url + "/healthz", timeout=1) as r:
-                    if r.status == 200:
+                    if r.status == 200 and self._workers_ready():
                         return self
             except OSError:
                 time.sleep(0.1)
         self.kill()
         raise TenkuError(f"tenku serve did not answer within {timeout} s:\n{self.log_tail()}")
+
+    def _workers_ready(self) -> bool:
+        """Every worker has loaded the model (each prints one "ready" line per start)."""
+        log = self.log_tail(1 << 20)[self._log_start:]
+        return log.count("] ready (") >= self.workers
 
     def log_tail(self, n: int = 4000) -> str:
         try:

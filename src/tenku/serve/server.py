@@ -84,7 +84,7 @@ def prepare(cfg: ServeConfig) -> ServeConfig:
     if cfg.lease_seconds <= 0 or cfg.max_attempts < 1 or cfg.max_queue < 1 or cfg.expire_after <= 0:
         raise TenkuError("--lease-seconds and --expire-after must be positive; --max-attempts and --max-queue >= 1")
     model = cfg.model
-    if model and model != "stand-in":
+    if model:
         model = str(Path(model).expanduser().resolve())
     cfg = dataclasses.replace(cfg, data_dir=str(data_dir), model=model)
     capabilities(cfg)  # fails early on a bad model folder or bad --sizes/--seconds

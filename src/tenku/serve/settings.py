@@ -5,12 +5,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from tenku.errors import TenkuError
-
-STAND_IN_MODEL = "stand-in"
 
 
 @dataclass(frozen=True)
@@ -35,6 +33,7 @@ class ServeConfig:
     sizes: tuple[str, ...] = ()  # WxH accepted; default: from the model's sample.json
     seconds: tuple[str, ...] = ()  # durations accepted; default: ("1", "2", "4")
     fps: float = 0.0  # default: from the model's sample.json
+    threads: int = 0  # torch threads per worker (0: CPU cores / workers)
 
     def resolved_db_url(self) -> str:
         if self.db_url:
@@ -73,7 +72,6 @@ class Capabilities:
     temporal_factor: int = 4
     default_size: str = ""
     default_seconds: str = ""
-    extra: dict = field(default_factory=dict)
 
     def frames_for(self, seconds: str) -> int:
         """Frames for a duration: 1 + temporal_factor * k, the lengths the causal VAE decodes."""
@@ -111,28 +109,31 @@ def resolve_model(cfg: ServeConfig) -> str:
 def capabilities(cfg: ServeConfig) -> Capabilities:
     """Sizes and durations from the model folder (``sample.json``, ``vae/config.json``), overridable by flags."""
     model = resolve_model(cfg)
-    if model == STAND_IN_MODEL:
-        name, sample, vae = "tenku-stand-in", {"width": 64, "height": 48, "fps": 8}, {"temporal_factor": 4}
-    else:
-        folder = Path(model)
-        if not (folder / "model_index.json").is_file():
-            raise TenkuError(
-                f"{folder} is not a tenku pipeline folder (no model_index.json); pass --model with a folder "
-                "written by save_pretrained or tenku.testing.make_tiny_pipeline"
-            )
-        name = folder.resolve().name
-        sample = _read_json(folder / "sample.json")
-        vae = _read_json(folder / "vae" / "config.json")
+    folder = Path(model)
+    if not (folder / "model_index.json").is_file():
+        raise TenkuError(
+            f"{folder} is not a tenku pipeline folder (no model_index.json); pass --model with a folder "
+            "written by save_pretrained or tenku.testing.make_tiny_pipeline"
+        )
+    name = folder.resolve().name
+    sample = _read_json(folder / "sample.json")
+    vae = _read_json(folder / "vae" / "config.json")
     w, h = int(sample.get("width", 64)), int(sample.get("height", 64))
     fps = float(cfg.fps or sample.get("fps", 8))
     sizes = cfg.sizes or tuple(dict.fromkeys([f"{w}x{h}", f"{h}x{w}"]))
     seconds = cfg.seconds or ("1", "2", "4")
-    for s in sizes:
-        parse_size(s)
     for s in seconds:
         if not _is_seconds(s):
             raise TenkuError(f"--seconds values must be positive numbers, got {s!r}")
-    tf = int(vae.get("temporal_factor", vae.get("temporal_compression", 4)) or 1)
+    dit = _read_json(folder / "transformer" / "config.json")
+    patch = dit.get("patch_size") or (1, 1, 1)
+    mh, mw = int(vae.get("spatial_factor", 1)) * int(patch[1]), int(vae.get("spatial_factor", 1)) * int(patch[2])
+    for s in sizes:
+        sw, sh = parse_size(s)
+        if sw % mw or sh % mh:
+            raise TenkuError(f"size {s} does not fit model {name}: width must be a multiple of {mw} and height "
+                             f"a multiple of {mh}; change --sizes")
+    tf = int(vae.get("temporal_factor", 4) or 1)
     return Capabilities(
         model_name=name, sizes=tuple(sizes), seconds=tuple(seconds), fps=fps, temporal_factor=tf,
         default_size=sizes[0], default_seconds="4" if "4" in seconds else seconds[0],

@@ -13,12 +13,13 @@ import json
 import secrets
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlalchemy import (
     Boolean, Column, Float, Integer, MetaData, String, Table, Text, and_, create_engine, event, func, select,
     update,
 )
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 
 metadata = MetaData()
 
@@ -110,6 +111,9 @@ class JobStore:
         self.max_attempts = max_attempts
         self.is_sqlite = url.startswith("sqlite")
         if self.is_sqlite:
+            db = make_url(url).database
+            if db and db != ":memory:":
+                Path(db).parent.mkdir(parents=True, exist_ok=True)
             self.engine: Engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
             event.listen(self.engine, "connect", _sqlite_pragmas)
         else:

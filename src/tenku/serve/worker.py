@@ -14,7 +14,6 @@ import sys
 import threading
 import time
 import traceback
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -22,49 +21,12 @@ import numpy as np
 
 from tenku.serve.errors import JobError, UnsupportedModeError
 from tenku.serve.files import job_dir, remove_job_files, variant_path, write_previews
-from tenku.serve.settings import STAND_IN_MODEL, Capabilities, ServeConfig, capabilities, parse_size, resolve_model
+from tenku.serve.settings import Capabilities, ServeConfig, capabilities, parse_size, resolve_model
 from tenku.serve.store import Job, JobStore
 
 
-@dataclass
-class StandInOutput:
-    frames: np.ndarray  # (T, H, W, 3) uint8
-    fps: float
-    metadata: dict
-
-
-class StandInPipeline:
-    """A stand-in generator for exercising the server without a model (``--model stand-in``): a coloured
-    square moving across a dark frame, coloured by the prompt. It produces no learned content; it has the
-    call signature of ``TenkuPipeline`` and reports sampler steps to ``callback`` the same way.
-    ``TENKU_STAND_IN_STEP_SECONDS`` makes each step take that long (to hold a job in progress in tests)."""
-
-    def __init__(self):
-        self.step_seconds = float(os.environ.get("TENKU_STAND_IN_STEP_SECONDS", "0") or 0)
-
-    def __call__(self, prompt, negative_prompt=None, num_frames=None, height=None, width=None, fps=None,
-                 num_steps=None, guidance=None, seed=None, generator=None, callback=None, progress=True):
-        t, h, w, steps = num_frames or 9, height or 48, width or 64, num_steps or 4
-        rng = np.random.default_rng([seed or 0, sum(prompt.encode()) % 65536])
-        color = rng.integers(64, 256, size=3).astype(np.uint8)
-        for i in range(steps):
-            if self.step_seconds:
-                time.sleep(self.step_seconds)
-            if callback is not None:
-                callback({"i": i, "num_steps": steps})
-        frames = np.full((t, h, w, 3), 16, np.uint8)
-        s = max(2, min(h, w) // 4)
-        for k in range(t):
-            x = int((w - s) * k / max(1, t - 1))
-            y = (h - s) // 2
-            frames[k, y:y + s, x:x + s] = color
-        return StandInOutput(frames=frames, fps=float(fps or 8), metadata={"prompt": prompt, "stand_in": True})
-
-
 def load_pipeline(model: str):
-    """The generator a worker runs: a tenku pipeline folder, or the stand-in for ``stand-in``."""
-    if model == STAND_IN_MODEL:
-        return StandInPipeline()
+    """The generator a worker runs, loaded once per worker process."""
     from tenku.pipeline import TenkuPipeline
 
     return TenkuPipeline.from_pretrained(model, device=os.environ.get("TENKU_DEVICE", "cpu"))
@@ -111,7 +73,9 @@ def run_job(job: Job, pipeline, *, caps: Capabilities, data_dir: str | Path,
             on_progress: Callable[[int], None] | None = None, num_steps: int = 0) -> dict[str, Path]:
     """Generate one job's video and previews; returns {variant: path}. Raises JobError with a reason code."""
     width, height = parse_size(job.size)
-    kwargs = dict(num_frames=caps.frames_for(job.seconds), height=height, width=width, fps=caps.fps,
+    nearest = getattr(pipeline, "nearest_num_frames", None)  # the model's own rule for valid lengths
+    frames_n = nearest(float(job.seconds) * caps.fps) if nearest else caps.frames_for(job.seconds)
+    kwargs = dict(num_frames=frames_n, height=height, width=width, fps=caps.fps,
                   seed=job.seed, progress=False)
     if num_steps:
         kwargs["num_steps"] = num_steps
@@ -205,6 +169,14 @@ def process_one(store: JobStore, pipeline, cfg: ServeConfig, caps: Capabilities,
     return True
 
 
+def _set_threads(cfg: ServeConfig) -> None:
+    """Share the CPU cores among the workers (oversubscribed torch threads are many times slower)."""
+    import torch
+
+    n = cfg.threads or max(1, (os.cpu_count() or 1) // max(1, cfg.workers))
+    torch.set_num_threads(n)
+
+
 def worker_main(cfg: ServeConfig, name: str) -> int:
     def stop(signum, frame):
         raise _Stop()
@@ -214,6 +186,7 @@ def worker_main(cfg: ServeConfig, name: str) -> int:
     store = JobStore(cfg.resolved_db_url(), lease_seconds=cfg.lease_seconds, max_attempts=cfg.max_attempts)
     try:
         caps = capabilities(cfg)
+        _set_threads(cfg)
         pipeline = load_pipeline(resolve_model(cfg))
         print(f"[{name}] ready (model {caps.model_name})", file=sys.stderr, flush=True)
         idle = 0.02
