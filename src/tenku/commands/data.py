@@ -101,6 +101,9 @@ def add_cache_latents(sub) -> None:
     p.add_argument("--split", default="train", help="which split of the records (default train)")
     p.add_argument("--batch-size", type=int, default=8, help="clips per encoder call (default 8)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument("--limit", type=int, default=None, metavar="N", help="encode only the first N clips")
+    p.add_argument("--shard", default=None, metavar="i/n",
+                   help="write only parts k with k %% n == i (0-based), for several processes or machines")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run_cache_latents)
 
@@ -111,7 +114,8 @@ def run_cache_latents(args: argparse.Namespace) -> int:
     from tenku.train.latents import cache_latents
 
     summary = cache_latents(args.vae, args.data, args.out, split=args.split, batch_size=args.batch_size,
-                            device=args.device, progress=not args.no_progress)
+                            device=args.device, progress=not args.no_progress, limit=args.limit,
+                            shard=args.shard)
     print(json.dumps(summary))
     return 0
 

@@ -24,9 +24,14 @@ from tenku.train.datasets import BadSample, ClipSource, LATENT_FORMAT
 
 
 def cache_latents(vae_path: str | Path, data: str | Path, out: str | Path, split: str = "train",
-                  batch_size: int = 8, part_size: int = 1024, device: str = "cpu", progress: bool = True,
-                  log=print) -> dict:
-    """Encode the clips of ``data`` (split ``split``) with the VAE at ``vae_path``; returns a summary."""
+                  batch_size: int = 8, part_size: int = 250, device: str = "cpu", progress: bool = True,
+                  limit: int | None = None, shard: str | None = None, log=print) -> dict:
+    """Encode the clips of ``data`` (split ``split``; the first ``limit`` when given) with the VAE at
+    ``vae_path``; returns a summary. ``shard="i/n"`` writes only parts p with p % n == i, so n
+    processes (or machines) can share the work; each part is complete when its .jsonl exists."""
+    from tenku.data.shards import parse_shard_spec
+
+    mine, n_shards = parse_shard_spec(shard)
     from safetensors.torch import save_file
 
     from tenku.train.loop import load_vae
@@ -34,6 +39,10 @@ def cache_latents(vae_path: str | Path, data: str | Path, out: str | Path, split
     vae = load_vae(vae_path, torch.device(device))
     vcfg = vae.cfg
     source = ClipSource(data, split, vcfg.temporal_factor, vcfg.spatial_factor)
+    if limit is not None:
+        if limit < 1:
+            raise TenkuError(f"--limit must be at least 1, got {limit}")
+        del source.records[limit:], source.keys[limit:]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     info = {"format": LATENT_FORMAT, "version": 1, "vae": vcfg.to_dict(), "vae_path": str(Path(vae_path).resolve()),
@@ -50,6 +59,8 @@ def cache_latents(vae_path: str | Path, data: str | Path, out: str | Path, split
     for p, start in enumerate(range(0, len(source), part_size)):
         idx = list(range(start, min(start + part_size, len(source))))
         jsonl = out / f"latents-{p:05d}.jsonl"
+        if p % n_shards != mine:
+            continue
         if jsonl.exists():  # complete from an earlier run
             written += sum(1 for line in jsonl.read_text().splitlines() if line.strip())
             done_parts += 1
@@ -91,6 +102,8 @@ def cache_latents(vae_path: str | Path, data: str | Path, out: str | Path, split
         written += len(records)
     if bar is not None:
         bar.close()
+    if written == 0 and not skipped and n_shards > 1:
+        return {"out": str(out), "latents": 0, "skipped": 0, "skipped_ids": [], "parts_reused": done_parts}
     if written == 0:
         raise TenkuError(f"no clip of {data} could be encoded ({len(skipped)} unreadable)")
     return {"out": str(out), "latents": written, "skipped": len(skipped), "skipped_ids": skipped,

@@ -97,8 +97,8 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     },
     # the default model shipped in src/tenku/assets/tenku-world-tiny (2 CPU cores, about 2 hours)
     "world-tiny": {
-        "vae": dict(steps=600, batch_size=8, lr=6e-4, warmup_steps=30, ema_decay=0.99,
-                    ckpt_every=20, keep_last=3, log_every=5, crop_frames=5, crop_size=32, threads=2,
+        "vae": dict(steps=1200, batch_size=8, lr=6e-4, warmup_steps=50, ema_decay=0.995,
+                    ckpt_every=50, keep_last=3, log_every=10, crop_frames=5, crop_size=32, threads=1,
                     kl_weight=1e-6, edge_weight=0.5, **{k: _WORLD_TINY[k] for k in ("vae",)}),
         "dit": dict(steps=20000, batch_size=32, lr=5e-4, warmup_steps=200, ema_decay=0.998,
                     ckpt_every=250, keep_last=3, log_every=10, sample_every=0,
