@@ -1,4 +1,5 @@
-"""``tenku generate PROMPT``: text-to-video (or text-to-image with a .png output) from a pipeline folder."""
+"""``tenku generate PROMPT``: text-to-video of any length, text-to-image (.png or --frames 1) and
+image-to-video (--image) from a pipeline folder; the options shared by every generating command."""
 
 from __future__ import annotations
 
@@ -16,6 +17,11 @@ examples:
   tenku generate "a red ball rolls to the right" -o ball.mp4
   tenku generate "a blue square falls" --seconds 2 --size 64x64 --seed 7
   tenku generate "a green triangle" -o still.png
+  tenku generate "the ball rolls away" --image first.png --seconds 4
+  tenku generate "a red ball bouncing" --seconds 60 -o minute.mp4      (window by window, flat memory)
+
+The prompt is expanded into the caption style the model was trained on (printed; --no-expand keeps
+it as given, --enhancer URL asks a chat model instead). Other modes: tenku extend, loop, connect, edit.
 """
 
 
@@ -25,14 +31,28 @@ def register(subparsers) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("prompt", help="what to show, e.g. \"a red ball rolls to the right\"")
+    add_output_option(p)
+    length = p.add_mutually_exclusive_group()
+    length.add_argument("--seconds", type=float, metavar="S",
+                        help="duration; rounded to the nearest frame count the model supports (1 + 4k); "
+                             "longer than the model's window is made window by window")
+    length.add_argument("--frames", type=int, metavar="N", help="exact number of frames (1 + 4k for most models)")
+    p.add_argument("--image", metavar="IMG",
+                   help="image-to-video: start from this image (any size: scaled to cover --size, centre-cropped)")
+    add_generation_options(p)
+    p.set_defaults(func=run)
+
+
+def add_output_option(p) -> None:
     p.add_argument("-o", "--output", metavar="OUT",
                    help="output file, .mp4 (video) or .png (first frame as an image); "
                         "default: {timestamp}_seed{seed}_{prompt-slug}.mp4 in the current folder")
-    length = p.add_mutually_exclusive_group()
-    length.add_argument("--seconds", type=float, metavar="S",
-                        help="duration; rounded to the nearest frame count the model supports (1 + 4k)")
-    length.add_argument("--frames", type=int, metavar="N", help="exact number of frames (1 + 4k for most models)")
-    p.add_argument("--size", metavar="WxH", help="frame size, e.g. 64x64 (default: the model's)")
+
+
+def add_generation_options(p) -> None:
+    """Options every generating command shares (sizes, sampling, guidance, prompt expansion, model)."""
+    p.add_argument("--size", metavar="WxH", help="frame size, e.g. 64x64 (default: the model's, or the input's "
+                                                 "when the model can make it)")
     p.add_argument("--fps", type=float, metavar="F", help="frames per second (default: the model's)")
     p.add_argument("--steps", type=int, metavar="N", help="sampling steps (default: the model's)")
     p.add_argument("--guidance", type=float, metavar="G",
@@ -41,11 +61,21 @@ def register(subparsers) -> None:
     p.add_argument("--sampler", metavar="NAME", help="euler or heun (default: the model's)")
     p.add_argument("--negative-prompt", metavar="TEXT", default=None,
                    help="what to steer away from (default: the empty prompt)")
+    p.add_argument("--no-expand", action="store_true",
+                   help="use the prompt as given (default: expand it into the caption style the model knows)")
+    p.add_argument("--enhancer", metavar="URL", default=None,
+                   help="expand the prompt with an OpenAI-compatible chat endpoint, e.g. http://127.0.0.1:8000/v1 "
+                        "(key from TENKU_ENHANCER_API_KEY or OPENAI_API_KEY; falls back to the built-in expander)")
+    p.add_argument("--enhancer-model", metavar="NAME", default="gpt-4o-mini",
+                   help="model name for --enhancer (default: %(default)s)")
+    p.add_argument("--enhancer-timeout", type=float, metavar="S", default=30.0,
+                   help="seconds to wait for --enhancer (default: %(default)s)")
+    p.add_argument("--window", type=int, metavar="N", default=None,
+                   help="latent frames per window for long videos (default: the model's training clip)")
     p.add_argument("--model", metavar="PATH",
                    help="pipeline folder (default: the small model shipped with tenku, tenku-world-tiny)")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default: %(default)s)")
     p.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
-    p.set_defaults(func=run)
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -68,9 +98,9 @@ def default_output_name(prompt: str, seed: int, suffix: str = ".mp4") -> str:
     return f"{time.strftime('%Y%m%d-%H%M%S')}_seed{seed}_{slugify(prompt)}{suffix}"
 
 
-def run(args: argparse.Namespace) -> int:
-    from tenku.errors import ModelFolderError, TenkuError, UnsupportedSizeError
-    from tenku.pipeline import default_model_path
+def check_common(args) -> tuple[int | None, int | None]:
+    """Check cheap arguments before loading anything; returns (width, height)."""
+    from tenku.errors import UnsupportedSizeError
     from tenku.pipeline.output import check_output_path
 
     if args.output is not None:
@@ -78,39 +108,90 @@ def run(args: argparse.Namespace) -> int:
     width = height = None
     if args.size is not None:
         width, height = parse_size(args.size)
-    if args.seconds is not None and not args.seconds > 0:
+    if getattr(args, "seconds", None) is not None and not args.seconds > 0:
         raise UnsupportedSizeError(f"--seconds must be positive, got {args.seconds}")
     if args.fps is not None and not args.fps > 0:
         raise UnsupportedSizeError(f"--fps must be positive, got {args.fps}")
+    return width, height
+
+
+def load_pipeline(args):
+    from tenku.errors import ModelFolderError
+    from tenku.pipeline import TenkuPipeline, default_model_path
+
     model = Path(args.model) if args.model else default_model_path()
     if not model.exists():
         if args.model:
             raise ModelFolderError(f"model folder not found: {model}")
         raise ModelFolderError(f"the default model is not installed at {model}; pass a pipeline folder with "
                                "--model PATH (e.g. one written by `tenku train` or tenku.testing.make_tiny_pipeline)")
+    return TenkuPipeline.from_pretrained(model, device=args.device)
+
+
+def expander(args):
+    """What --no-expand / --enhancer ask for: False, a ChatEnhancer, or True (built-in)."""
+    if args.no_expand:
+        return False
+    if args.enhancer:
+        from tenku.pipeline.prompt import ChatEnhancer
+
+        return ChatEnhancer(args.enhancer, args.enhancer_model, timeout=args.enhancer_timeout)
+    return True
+
+
+def generate_to_file(args, pipe, prompt: str, mode, *, width=None, height=None, num_frames=None,
+                     slug: str | None = None) -> int:
+    """Run one generation and stream it into the output file; print what was written."""
+    import sys
+    import warnings
 
     import torch
 
-    from tenku.pipeline import TenkuPipeline, save_output
+    from tenku.errors import TenkuError
+    from tenku.pipeline import TenkuPipeline
+    from tenku.pipeline.output import save_output_stream
+    from tenku.pipeline.prompt import EnhancerFallbackWarning
 
-    pipe = TenkuPipeline.from_pretrained(model, device=args.device)
+    _, seed = TenkuPipeline.make_generator(args.seed, None)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", EnhancerFallbackWarning)
+        stream = pipe.stream(prompt, args.negative_prompt, mode=mode, num_frames=num_frames, height=height,
+                             width=width, fps=args.fps, num_steps=args.steps, guidance=args.guidance,
+                             sampler=args.sampler, seed=seed, progress=not args.no_progress,
+                             expand=expander(args), window=args.window)
+    for w in caught:
+        print(f"warning: {w.message}", file=sys.stderr)
+    out = Path(args.output) if args.output else Path(default_output_name(slug if slug is not None else prompt, seed))
+    try:
+        path = save_output_stream(stream, out)
+    except torch.cuda.OutOfMemoryError:
+        raise TenkuError("out of GPU memory; try a smaller --size, fewer --frames or --device cpu") from None
+    m = stream.metadata
+    if m.get("expanded_prompt") not in (None, prompt):
+        print(f"expanded prompt ({m['expander']}): {m['expanded_prompt']}")
+    kind = "image" if path.suffix.lower() == ".png" else f"{stream.num_frames} frames, {stream.fps:g} fps"
+    print(f"wrote {path} ({kind}, {stream.width}x{stream.height}, seed {seed}, {m.get('seconds_taken', 0):.1f} s)")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    width, height = check_common(args)
+    if args.image is not None and not Path(args.image).is_file():
+        from tenku.errors import MediaError
+
+        raise MediaError(f"image not found: {args.image}")
+    pipe = load_pipeline(args)
+    from tenku.pipeline.modes import ImageToVideo, TextToImage
+
     fps = args.fps if args.fps is not None else pipe.sample_config.fps
     num_frames = args.frames
     if args.seconds is not None:
         num_frames = pipe.nearest_num_frames(args.seconds * fps)
+    mode = None
     if args.output is not None and Path(args.output).suffix.lower() == ".png" and num_frames is None:
         num_frames = 1  # text-to-image: generate a single frame
-    r = pipe.resolve(num_frames=num_frames, height=height, width=width, fps=fps, num_steps=args.steps,
-                     guidance=args.guidance, sampler=args.sampler)
-    _, seed = TenkuPipeline.make_generator(args.seed, None)
-    out = Path(args.output) if args.output else Path(default_output_name(args.prompt, seed))
-    try:
-        result = pipe(args.prompt, negative_prompt=args.negative_prompt, seed=seed, progress=not args.no_progress,
-                      **r)
-    except torch.cuda.OutOfMemoryError:
-        raise TenkuError("out of GPU memory; try a smaller --size, fewer --frames or --device cpu") from None
-    path = save_output(result, out)
-    m = result.metadata
-    kind = "image" if path.suffix.lower() == ".png" else f"{m['num_frames']} frames, {m['fps']:g} fps"
-    print(f"wrote {path} ({kind}, {m['width']}x{m['height']}, seed {seed}, {m['seconds_taken']:.1f} s)")
-    return 0
+    if num_frames == 1 and args.image is None:
+        mode = TextToImage()
+    if args.image is not None:
+        mode = ImageToVideo(image=args.image)
+    return generate_to_file(args, pipe, args.prompt, mode, width=width, height=height, num_frames=num_frames)

@@ -352,7 +352,12 @@ def generate(pipe, prompt: str, mode: Mode | None = None, *, negative_prompt: st
                      num_steps=num_steps, guidance=guidance, sampler=sampler)
     H, Wd, fps_out = r["height"], r["width"], float(r["fps"])
     gen, seed = pipe.make_generator(seed, generator)
+    from tenku.safety.moderation import ensure_allowed
+
+    ensure_allowed(prompt)  # refuses (ModerationError, naming the category) before any work
     text, expansion = expand_prompt(prompt, seed, expand)
+    if text != prompt:
+        ensure_allowed(text)  # an external enhancer's text passes the same check
 
     before: list[np.ndarray] = []  # given frames written before the new ones
     after: list[np.ndarray] = []  # and after them

@@ -62,18 +62,41 @@ def save_output(output: PipelineOutput, path: str | Path, include_prompt: bool =
         unsigned.unlink(missing_ok=True)
 
 
-def save_output_stream(stream, path: str | Path) -> Path:
-    """Write a :class:`tenku.pipeline.modes.GenerationStream` to ``path`` as its frames arrive (.mp4: every
-    frame, encoded piece by piece, so memory does not grow with length; .png: the first frame).
-    Atomic like :func:`save_output`. Returns the path."""
+def save_output_stream(stream, path: str | Path, include_prompt: bool = True) -> Path:
+    """Write a :class:`tenku.pipeline.modes.GenerationStream` to ``path`` as its pieces arrive: .mp4 encodes
+    piece by piece (memory does not grow with length), .png writes the first frame. The safety steps of
+    :func:`save_output` apply to every piece (frame check, the same watermark payload throughout) and the
+    C2PA manifest is signed last. Atomic like :func:`save_output`. Returns the path."""
     from tenku import media
+    from tenku.safety import outputs as safety
 
     path = check_output_path(path)
     if path.suffix.lower() == ".png":
-        first = next(iter(stream.frames))
-        return media.write_png(path, first[0])
-    with media.VideoWriter(path, stream.fps) as w:
-        for piece in stream.frames:
-            for frame in piece:
-                w.write(frame)
-    return path
+        pieces = iter(stream.frames)
+        first = next(pieces)[:1]
+        pieces.close()
+        return save_output(PipelineOutput(frames=first, fps=stream.fps, metadata=stream.metadata), path,
+                           include_prompt=include_prompt)
+    if not safety.provenance_enabled():
+        with media.VideoWriter(path, stream.fps) as w:
+            for piece in stream.frames:
+                for frame in piece:
+                    w.write(frame)
+        return path
+    import uuid
+
+    from tenku.safety import moderation, watermark
+
+    job_id = str(stream.metadata.get("job_id") or uuid.uuid4().hex)
+    payload = watermark.make_payload(str(stream.metadata.get("model") or "tenku"), job_id)
+    mark = {"scheme": safety.WATERMARK_SCHEME, "payload": f"{payload:08x}", "job_id": job_id}
+    unsigned = path.with_name(f".{path.stem}.unsigned{path.suffix}")
+    try:
+        with media.VideoWriter(unsigned, stream.fps) as w:
+            for piece in stream.frames:
+                moderation.check_frames(piece)
+                for frame in watermark.embed(piece, payload):
+                    w.write(frame)
+        return safety.sign_output(unsigned, stream.metadata, mark, include_prompt=include_prompt, dest=path)
+    finally:
+        unsigned.unlink(missing_ok=True)
