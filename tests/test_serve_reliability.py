@@ -98,47 +98,40 @@ def test_200_jobs_from_50_concurrent_clients_all_complete_once(tmp_path):
     print(f"200 jobs from 50 clients on 2 workers: {elapsed:.1f} s")
 
 
-def test_worker_killed_mid_job_is_retried_and_completes(tmp_path):
+def test_worker_sigkill_mid_job_and_server_crash_mid_queue_lose_nothing(tmp_path):
     data = tmp_path / "serve"
-    args = ["--lease-seconds", "2", "--steps", "150", "--seconds", "1", "--poll-after-ms", "100"]
-    with ServerProcess(model=tiniest_pipeline(tmp_path / "model"), data_dir=data, workers=1, args=args) as srv:
-        c = openai.OpenAI(base_url=srv.url + "/v1", api_key="unused", max_retries=0)
-        v = c.videos.create(prompt="survive a crash", seconds="1")
-        _wait(lambda: c.videos.retrieve(v.id).progress >= 10, 60, "the sampler to report progress")
-        (worker,) = _children(srv.proc.pid)
-        os.kill(worker, signal.SIGKILL)
-        final = c.videos.poll(v.id, poll_interval_ms=100)
-        assert final.status == "completed", final.error
-        (row,) = _rows(data)
-        assert row["attempts"] == 2
-        assert worker not in _children(srv.proc.pid) and len(_children(srv.proc.pid)) == 1  # replaced
-        assert "restarting" in srv.log_tail()
-
-
-def test_server_crash_mid_queue_keeps_every_job(tmp_path):
-    data = tmp_path / "serve"
-    args = ["--lease-seconds", "2", "--steps", "6", "--seconds", "1", "--poll-after-ms", "100"]
     model = tiniest_pipeline(tmp_path / "model")
-    srv = ServerProcess(model=model, data_dir=data, workers=1, args=args).start()
+    slow = ["--lease-seconds", "2", "--steps", "60", "--seconds", "1", "--poll-after-ms", "100"]
+    srv = ServerProcess(model=model, data_dir=data, workers=1, args=slow).start()
     try:
         c = openai.OpenAI(base_url=srv.url + "/v1", api_key="unused", max_retries=0)
-        ids = [c.videos.create(prompt=f"job {i}", seconds="1").id for i in range(12)]
-        _wait(lambda: sum(r["status"] == "completed" for r in _rows(data)) >= 2, 60, "two finished jobs")
+        ids = [c.videos.create(prompt=f"job {i}", seconds="1").id for i in range(8)]
+        # 1. SIGKILL the worker while it runs the first job (found through the lease owner, host:pid)
+        _wait(lambda: c.videos.retrieve(ids[0]).progress >= 10, 60, "the sampler to report progress")
+        owner = next(r["lease_owner"] for r in _rows(data) if r["id"] == ids[0])
+        pid = int(owner.rsplit(":", 1)[1])
+        assert pid in _children(srv.proc.pid)
+        os.kill(pid, signal.SIGKILL)
+        first = c.videos.poll(ids[0], poll_interval_ms=100)
+        assert first.status == "completed", first.error
+        assert next(r["attempts"] for r in _rows(data) if r["id"] == ids[0]) == 2
+        assert pid not in _children(srv.proc.pid) and len(_children(srv.proc.pid)) == 1  # replaced
+        # 2. crash the whole server (API process and worker together) while jobs are still queued
         before = {r["id"]: r["status"] for r in _rows(data)}
         assert "queued" in before.values()
-        early = [i for i, s in before.items() if s == "completed"]
-        early_bytes = {i: c.videos.download_content(i).content for i in early}
+        done_bytes = {i: c.videos.download_content(i).content for i, st in before.items() if st == "completed"}
     finally:
-        srv.kill()  # SIGKILL the API process and its workers together: no clean shutdown
-    srv2 = ServerProcess(model=model, data_dir=data, workers=1, args=args).start()
+        srv.kill()
+    srv2 = ServerProcess(model=model, data_dir=data, workers=1, args=slow[:2] + ["--steps", "2", *slow[4:]]).start()
     try:
         c = openai.OpenAI(base_url=srv2.url + "/v1", api_key="unused", max_retries=0)
         finals = [c.videos.poll(i, poll_interval_ms=100) for i in ids]
         assert all(v.status == "completed" for v in finals), [v.error for v in finals]
-        for i in early:  # files written before the crash are still there, unchanged
-            assert c.videos.download_content(i).content == early_bytes[i]
-        listed = [v.id for v in c.videos.list(limit=100, order="asc")]
-        assert listed == ids
+        for i, content in done_bytes.items():  # files written before the crash are still there, unchanged
+            assert c.videos.download_content(i).content == content
+        assert [v.id for v in c.videos.list(limit=100, order="asc")] == ids
     finally:
         srv2.stop()
-    assert len(_rows(data)) == 12
+    rows = _rows(data)
+    assert len(rows) == 8 and all(r["attempts"] <= 2 for r in rows)
+    assert "restarting" in srv.log_tail(20000)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -19,6 +18,7 @@ from pathlib import Path
 from tenku.errors import TenkuError
 from tenku.serve.settings import ServeConfig, capabilities
 from tenku.serve.store import JobStore
+from tenku.serve.worker import worker_name
 
 
 class WorkerPool:
@@ -34,9 +34,9 @@ class WorkerPool:
 
     def _spawn(self, slot: int) -> None:
         env = dict(os.environ, TENKU_SERVE_CONFIG=self.cfg.to_json(), PYTHONUNBUFFERED="1")
-        name = f"{socket.gethostname()}:{os.getpid()}:w{slot}:{self._restarts}"
-        self.procs[slot] = subprocess.Popen([sys.executable, "-m", "tenku.serve.worker", "--name", name], env=env)
-        self.names[slot] = name
+        proc = subprocess.Popen([sys.executable, "-m", "tenku.serve.worker"], env=env)
+        self.procs[slot] = proc
+        self.names[slot] = worker_name(proc.pid)  # the lease owner the worker writes
 
     def start(self) -> None:
         for slot in range(self.cfg.workers):

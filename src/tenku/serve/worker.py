@@ -1,7 +1,7 @@
 """Worker processes: each loads the pipeline once, then claims jobs from the store, runs them with a lease
 kept alive by a heartbeat thread, and writes the video and its previews under the data folder.
 
-Run by ``tenku serve`` as ``python -m tenku.serve.worker --name NAME`` with the server settings in the
+Run by ``tenku serve`` as ``python -m tenku.serve.worker`` with the server settings in the
 ``TENKU_SERVE_CONFIG`` environment variable (JSON of :class:`tenku.serve.settings.ServeConfig`).
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -169,6 +170,11 @@ def process_one(store: JobStore, pipeline, cfg: ServeConfig, caps: Capabilities,
     return True
 
 
+def worker_name(pid: int) -> str:
+    """The lease owner a worker process writes: ``host:pid`` (an operator can find the process from it)."""
+    return f"{socket.gethostname()}:{pid}"
+
+
 def _set_threads(cfg: ServeConfig) -> None:
     """Share the CPU cores among the workers (oversubscribed torch threads are many times slower)."""
     import torch
@@ -207,14 +213,12 @@ def worker_main(cfg: ServeConfig, name: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m tenku.serve.worker")
-    p.add_argument("--name", required=True, help="worker name recorded as the lease owner")
-    args = p.parse_args(argv)
+    argparse.ArgumentParser(prog="python -m tenku.serve.worker", description=__doc__).parse_args(argv)
     raw = os.environ.get("TENKU_SERVE_CONFIG")
     if not raw:
         print("error: TENKU_SERVE_CONFIG is not set; workers are started by `tenku serve`", file=sys.stderr)
         return 2
-    return worker_main(ServeConfig.from_json(raw), args.name)
+    return worker_main(ServeConfig.from_json(raw), worker_name(os.getpid()))
 
 
 if __name__ == "__main__":
