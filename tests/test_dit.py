@@ -155,37 +155,41 @@ def _capture_modulation(monkeypatch):
     orig = DiTBlock.modulation
 
     def spy(self, cond, pk):
-        mod = orig(self, cond, pk)
-        captured.append((mod.detach().clone(), pk))
-        return mod
+        mods = orig(self, cond, pk)
+        d = mods[0].shape[-1]
+        per_token = torch.cat([m.expand(*pk.view, d).reshape(-1, d) for m in mods], dim=1)  # (N, 6D)
+        captured.append((per_token.detach().clone(), pk))
+        return mods
 
     monkeypatch.setattr(DiTBlock, "modulation", spy)
     return captured
 
 
-@pytest.mark.parametrize("shared", [False, True])
-def test_clean_frames_use_t0_modulation(monkeypatch, shared):
+@pytest.mark.parametrize("shared,mixed", [(False, False), (True, False), (False, True)])
+def test_clean_frames_use_t0_modulation(monkeypatch, shared, mixed):
+    """``mixed``: a second sample of another size forces the per-token (not per-frame) layout."""
     model = _perturbed(TINY.replace(shared_adaln=shared))
     captured = _capture_modulation(monkeypatch)
-    x = _latents([(3, 4, 4)])  # 3 latent frames x 4 tokens
-    text, mask = _text(1)
-    clean = [torch.tensor([True, False, True])]
+    x = _latents([(3, 4, 4), (2, 6, 6)] if mixed else [(3, 4, 4)])  # sample 0: 3 latent frames x 4 tokens
+    b = len(x)
+    text, mask = _text(b)
+    clean = [torch.tensor([True, False, True]), torch.tensor([False, True])][:b]
     mods = []
     for t in (0.3, 0.8):
         captured.clear()
         with torch.no_grad():
-            model(x, torch.tensor([t]), text, mask, clean)
-        mods.append(captured[0][0])
+            model(x, torch.full((b,), t), text, mask, clean)
+        mods.append(captured[0][0][:12])  # sample 0 has the fewest tokens: it is packed first
     frame_of_token = torch.arange(12) // 4
     clean_tok = clean[0][frame_of_token]
-    diff = (mods[0] - mods[1]).abs().amax(dim=1)  # (N,)
+    diff = (mods[0] - mods[1]).abs().amax(dim=1)  # (12,)
     assert (diff[clean_tok] == 0).all()  # clean tokens: t = 0 regardless of the sample's t
     assert (diff[~clean_tok] > 1e-4).all()  # noisy tokens follow t
     # and a clean token's modulation is exactly the one of a sample at t = 0
     captured.clear()
     with torch.no_grad():
-        model(x, torch.tensor([0.0]), text, mask)
-    assert torch.allclose(captured[0][0][clean_tok], mods[0][clean_tok])
+        model(x, torch.zeros(b), text, mask)
+    assert torch.allclose(captured[0][0][:12][clean_tok], mods[0][clean_tok])
 
 
 def test_all_clean_sample_ignores_t():
@@ -206,14 +210,14 @@ def test_rope_relative_and_unseen_sizes():
     g = torch.Generator().manual_seed(0)
     q = torch.randn(1, 1, 16, generator=g)
     k = torch.randn(1, 1, 16, generator=g)
-    cos, sin = rope_freqs_3d((40, 50, 60), axes, 10000.0, torch.device("cpu"))
+    cis = rope_freqs_3d((40, 50, 60), axes, 10000.0, torch.device("cpu"))
 
     def idx(t, h, w):
         return (t * 50 + h) * 60 + w
 
     def score(a, b):
-        qa = apply_rope(q, cos[a : a + 1], sin[a : a + 1])
-        kb = apply_rope(k, cos[b : b + 1], sin[b : b + 1])
+        qa = apply_rope(q, cis[a : a + 1])
+        kb = apply_rope(k, cis[b : b + 1])
         return (qa * kb).sum().item()
 
     s0 = score(idx(1, 2, 3), idx(2, 5, 1))
@@ -239,7 +243,7 @@ def _flip_patches(x: torch.Tensor, pw: int = 2) -> torch.Tensor:
 
 
 def test_flip_check_can_fail_without_rope(monkeypatch):
-    monkeypatch.setattr(dit_mod, "apply_rope", lambda x, cos, sin: x)
+    monkeypatch.setattr(dit_mod, "apply_rope", lambda x, cis: x)
     model = _perturbed()
     x = _latents([(3, 6, 10)])[0]
     args = (torch.tensor([0.4]), *_text(1))

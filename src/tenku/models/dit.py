@@ -22,17 +22,15 @@ from tenku.errors import UnsupportedSizeError
 from tenku.models.layers import TimestepEmbedder, apply_rope, rope_axes_split, rope_freqs_3d
 
 
-def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    return x * (1 + scale) + shift
-
-
 class Packed:
-    """Bookkeeping for one packed batch: token order, groups of equal length, per-token tables.
+    """Bookkeeping for one packed batch: token order, groups of equal length, modulation layout.
 
     Samples are laid out sorted by token count so each group of equal length is a contiguous slice
-    of the packed sequence and reshapes to (G, L, ...) without copying."""
+    of the packed sequence and reshapes to (G, L, ...) without copying. When every sample has the
+    same patch grid, modulation broadcasts per (sample, frame) over a (B, Tp, Hp*Wp, D) view of the
+    tokens; otherwise it is gathered per token over the (N, D) tokens."""
 
-    def __init__(self, grids: list[tuple[int, int, int]], clean_tok: list[torch.Tensor], device: torch.device):
+    def __init__(self, grids: list[tuple[int, int, int]], clean_frames: list[torch.Tensor], device: torch.device):
         self.grids = grids
         self.lengths = [tp * hp * wp for tp, hp, wp in grids]
         self.order = sorted(range(len(grids)), key=lambda i: self.lengths[i])  # packed position -> sample
@@ -48,11 +46,27 @@ class Packed:
             self.offsets[i] = off
             off += L
         self.total = off
-        # row of the modulation table per token: 2*i for the noisy timestep, 2*i + 1 for clean (t = 0)
-        rows = [torch.full((self.lengths[i],), 2 * i, device=device, dtype=torch.long) + clean_tok[i].long()
-                for i in self.order]
-        self.rows = torch.cat(rows)  # (N,)
-        self.any_clean = bool(any(c.any() for c in clean_tok))
+        # modulation table row per (sample, frame): 2*i for the noisy timestep, 2*i + 1 for clean (t = 0)
+        frame_rows = [2 * i + clean_frames[i].to(device=device, dtype=torch.long) for i in self.order]  # (Tp_i,)
+        if len(set(grids)) == 1:
+            tp, hp, wp = grids[0]
+            self.view: tuple[int, ...] = (len(grids), tp, hp * wp)
+            self.rows = torch.stack(frame_rows)[:, :, None]  # (B, Tp, 1)
+        else:
+            self.view = (self.total,)
+            self.rows = torch.cat(
+                [r.repeat_interleave(self.lengths[i] // r.numel()) for r, i in zip(frame_rows, self.order)]
+            )  # (N,)
+
+    def modulation(self, table: torch.Tensor, parts: int, scale_parts: tuple[int, ...]) -> list[torch.Tensor]:
+        """table (2B, parts*D) -> ``parts`` tensors broadcastable to the (*view, D) token view, with
+        1 added to the scale parts (so ``addcmul(shift, x, scale)`` is x * (1 + scale) + shift)."""
+        t = table.unflatten(-1, (parts, -1))  # (2B, parts, D)
+        if scale_parts:
+            one = torch.zeros(parts, 1, device=t.device, dtype=t.dtype)
+            one[list(scale_parts)] = 1.0
+            t = t + one
+        return list(t.transpose(0, 1)[:, self.rows].unbind(0))  # each (*rows.shape, D)
 
 
 class Attention(nn.Module):
@@ -67,11 +81,11 @@ class Attention(nn.Module):
         self.k_norm = nn.RMSNorm(self.head_dim, eps=1e-6) if qk_norm else nn.Identity()
         self.proj = nn.Linear(dim, dim)
 
-    def forward(self, x: torch.Tensor, pk: Packed, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, pk: Packed, rope: torch.Tensor) -> torch.Tensor:
         n, d = x.shape
         q, k, v = self.qkv(x).view(n, 3, self.heads, self.head_dim).unbind(1)  # each (N, H, hd)
-        q = apply_rope(self.q_norm(q), cos, sin)  # (N, H, hd)
-        k = apply_rope(self.k_norm(k), cos, sin)
+        q = apply_rope(self.q_norm(q), rope)  # (N, H, hd)
+        k = apply_rope(self.k_norm(k), rope)
         out = []
         for start, L, ids in pk.groups:  # attention never crosses samples
             g = len(ids)
@@ -135,30 +149,27 @@ class DiTBlock(nn.Module):
         else:
             self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(dim, 6 * dim))
 
-    def modulation(self, cond: torch.Tensor, pk: Packed) -> torch.Tensor:
-        """Per-token (shift, scale, gate) x 2. ``cond``: (2B, D) rows [t_i, t=0] per sample, or with shared
-        adaLN the shared projection (2B, 6D). The Linear runs on 2B rows, then one gather per token."""
-        if self.adaLN_modulation is None:
-            return (cond + self.mod_bias)[pk.rows]  # (N, 6D)
-        return self.adaLN_modulation(cond)[pk.rows]  # (N, 6D)
+    def modulation(self, cond: torch.Tensor, pk: Packed) -> list[torch.Tensor]:
+        """Per-token (shift, 1 + scale, gate) x 2, each broadcastable to the (*pk.view, D) token view.
+        ``cond``: (2B, D) rows [t_i, t=0] per sample, or with shared adaLN the shared projection (2B, 6D).
+        The Linear runs on 2B rows only."""
+        table = cond + self.mod_bias if self.adaLN_modulation is None else self.adaLN_modulation(cond)  # (2B, 6D)
+        return pk.modulation(table, 6, (1, 4))
 
     def forward(
-        self,
-        x: torch.Tensor,
-        cond: torch.Tensor,
-        pk: Packed,
-        cos: torch.Tensor,
-        sin: torch.Tensor,
-        ctx: torch.Tensor,
+        self, x: torch.Tensor, cond: torch.Tensor, pk: Packed, rope: torch.Tensor, ctx: torch.Tensor,
         ctx_mask: torch.Tensor,
     ) -> torch.Tensor:
-        # x: (N, D) packed tokens
-        mod = self.modulation(cond, pk)  # (N, 6D)
-        shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = mod.chunk(6, dim=-1)
-        x = x + gate_msa * self.attn(modulate(self.norm1(x), shift_msa, scale_msa), pk, cos, sin)
-        x = x + self.cross(self.norm_x(x), pk, ctx, ctx_mask)
-        x = x + gate_mlp * self.mlp(modulate(self.norm2(x), shift_mlp, scale_mlp))
-        return x  # (N, D)
+        # x: (N, D) packed tokens; xv: the same memory viewed as (*pk.view, D) for the modulation
+        n, d = x.shape
+        shift1, scale1, gate1, shift2, scale2, gate2 = self.modulation(cond, pk)
+        xv = x.view(*pk.view, d)
+        h = torch.addcmul(shift1, self.norm1(xv), scale1)  # (*view, D)
+        xv = torch.addcmul(xv, gate1, self.attn(h.reshape(n, d), pk, rope).view_as(xv))
+        xv = xv + self.cross(self.norm_x(xv).reshape(n, d), pk, ctx, ctx_mask).view_as(xv)
+        h = torch.addcmul(shift2, self.norm2(xv), scale2)
+        xv = torch.addcmul(xv, gate2, self.mlp(h))
+        return xv.reshape(n, d)  # (N, D)
 
 
 class FinalLayer(nn.Module):
@@ -169,8 +180,10 @@ class FinalLayer(nn.Module):
         self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(dim, 2 * dim))
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor, pk: Packed) -> torch.Tensor:
-        shift, scale = self.adaLN_modulation(cond)[pk.rows].chunk(2, dim=-1)  # (N, D) each
-        return self.linear(modulate(self.norm(x), shift, scale))  # (N, pt*ph*pw*C)
+        n, d = x.shape
+        shift, scale = pk.modulation(self.adaLN_modulation(cond), 2, (1,))  # broadcastable to (*view, D)
+        h = torch.addcmul(shift, self.norm(x.view(*pk.view, d)), scale)
+        return self.linear(h).reshape(n, -1)  # (N, pt*ph*pw*C)
 
 
 class DiT(nn.Module):
@@ -254,7 +267,7 @@ class DiT(nn.Module):
         x = tokens.reshape(tp, hp, wp, c, pt, ph, pw).permute(3, 0, 4, 1, 5, 2, 6)  # (C, Tp, pt, Hp, ph, Wp, pw)
         return x.reshape(c, tp * pt, hp * ph, wp * pw)
 
-    def _rope(self, grid: tuple[int, int, int], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    def _rope(self, grid: tuple[int, int, int], device: torch.device) -> torch.Tensor:
         key = (grid, str(device))
         if key not in self._rope_cache:
             if len(self._rope_cache) > 64:
@@ -291,24 +304,20 @@ class DiT(nn.Module):
         device = x[0].device
         grids = [self.grid(tuple(xi.shape)) for xi in x]
         pt = self.cfg.patch_size[0]
-        clean_tok = []
+        clean_frames = []  # per sample: (Tp,) bool, a patch-frame is clean when all its frames are
         for i, (xi, g) in enumerate(zip(x, grids)):
-            tp, hp, wp = g
             if clean is None or clean[i] is None:
-                clean_tok.append(torch.zeros(tp * hp * wp, dtype=torch.bool, device=device))
+                clean_frames.append(torch.zeros(g[0], dtype=torch.bool))
                 continue
-            ci = torch.as_tensor(clean[i], device=device).bool()
+            ci = torch.as_tensor(clean[i]).bool()
             if ci.shape != (xi.shape[1],):
                 raise UnsupportedSizeError(f"clean[{i}] must be ({xi.shape[1]},) bool, got {tuple(ci.shape)}")
-            ct = ci.view(tp, pt).all(dim=1)  # (Tp,)
-            clean_tok.append(ct[:, None].expand(tp, hp * wp).reshape(-1))
-        pk = Packed(grids, clean_tok, device)
+            clean_frames.append(ci.view(g[0], pt).all(dim=1))
+        pk = Packed(grids, clean_frames, device)
 
         tokens = torch.cat([self.patchify(x[i]) for i in pk.order])  # (N, patch_dim) packed, sorted by length
         h = self.x_embedder(tokens.to(self.x_embedder.weight.dtype))  # (N, D)
-        ropes = [self._rope(grids[i], device) for i in pk.order]
-        cos = torch.cat([r[0] for r in ropes])  # (N, hd/2)
-        sin = torch.cat([r[1] for r in ropes])
+        rope = torch.cat([self._rope(grids[i], device) for i in pk.order])  # (N, hd/2) complex
 
         mask = text_mask.bool()
         m = mask.unsqueeze(-1).to(text.dtype)
@@ -322,9 +331,9 @@ class DiT(nn.Module):
         block_cond = cond if self.adaLN_shared is None else self.adaLN_shared(cond)  # (2B, D) or (2B, 6D)
         for block in self.blocks:
             if self.cfg.grad_checkpointing and torch.is_grad_enabled():
-                h = checkpoint(block, h, block_cond, pk, cos, sin, ctx, ctx_mask, use_reentrant=False)
+                h = checkpoint(block, h, block_cond, pk, rope, ctx, ctx_mask, use_reentrant=False)
             else:
-                h = block(h, block_cond, pk, cos, sin, ctx, ctx_mask)  # (N, D)
+                h = block(h, block_cond, pk, rope, ctx, ctx_mask)  # (N, D)
         out = self.final_layer(h, cond, pk)  # (N, patch_dim)
 
         result: list[torch.Tensor] = [None] * b  # type: ignore[list-item]

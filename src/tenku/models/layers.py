@@ -105,17 +105,12 @@ def rope_axes_split(head_dim: int, axes: tuple[int, int, int]) -> tuple[int, int
     return tuple(axes)  # type: ignore[return-value]
 
 
-def rope_freqs_3d(
-    grid: tuple[int, int, int], axes: tuple[int, int, int], theta: float, device: torch.device
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos/sin tables for the tokens of one (Tp, Hp, Wp) grid in t-major order: each (Tp*Hp*Wp, head_dim/2)."""
+def rope_freqs_3d(grid: tuple[int, int, int], axes: tuple[int, int, int], theta: float, device: torch.device) -> torch.Tensor:
+    """Complex rotations for the tokens of one (Tp, Hp, Wp) grid in t-major order: (Tp*Hp*Wp, head_dim/2)."""
     parts = []
     for n, d in zip(grid, axes):
-        if d == 0:
-            parts.append(torch.zeros(n, 0, device=device))
-            continue
-        inv = 1.0 / (theta ** (torch.arange(0, d, 2, device=device, dtype=torch.float32) / d))  # (d/2,)
-        parts.append(torch.arange(n, device=device, dtype=torch.float32)[:, None] * inv[None])  # (n, d/2)
+        inv = 1.0 / (theta ** (torch.arange(0, d, 2, device=device, dtype=torch.float64) / d))  # (d/2,)
+        parts.append(torch.arange(n, device=device, dtype=torch.float64)[:, None] * inv[None])  # (n, d/2)
     tp, hp, wp = grid
     ang = torch.cat(
         [
@@ -125,14 +120,11 @@ def rope_freqs_3d(
         ],
         dim=-1,
     ).reshape(tp * hp * wp, -1)  # (N, head_dim/2)
-    return ang.cos(), ang.sin()
+    return torch.polar(torch.ones_like(ang), ang).to(torch.complex64)
 
 
-def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate channel pairs. x: (N, heads, head_dim); cos/sin: (N, head_dim/2)."""
-    dtype = x.dtype
-    x = x.float().unflatten(-1, (-1, 2))  # (N, H, d/2, 2)
-    x0, x1 = x[..., 0], x[..., 1]
-    c, s = cos[:, None], sin[:, None]  # (N, 1, d/2)
-    out = torch.stack([x0 * c - x1 * s, x0 * s + x1 * c], dim=-1)  # (N, H, d/2, 2)
-    return out.flatten(-2).to(dtype)
+def apply_rope(x: torch.Tensor, cis: torch.Tensor) -> torch.Tensor:
+    """Rotate channel pairs by complex multiplication. x: (N, heads, head_dim); cis: (N, head_dim/2) complex."""
+    n, h, d = x.shape
+    xc = torch.view_as_complex(x.float().reshape(n, h, d // 2, 2))  # (N, H, d/2)
+    return torch.view_as_real(xc * cis[:, None]).reshape(n, h, d).to(x.dtype)
