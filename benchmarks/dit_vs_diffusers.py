@@ -1,0 +1,188 @@
+"""DiT side by side: tenku's packed DiT vs diffusers' WanTransformer3DModel at equal size.
+
+    python benchmarks/dit_vs_diffusers.py --threads 2 --repeats 7
+    python benchmarks/dit_vs_diffusers.py --width 256 --depth 6 --heads 4 --batch 8 --latent 16x5x16x16
+
+Both models are built from config with random weights (no download), at equal width, depth, heads,
+MLP width, patch size, text width and token count, in float32 on the CPU. One process times, interleaved:
+
+* training step: forward + MSE loss + backward + AdamW step (tokens/s = batch * tokens / step time);
+* inference step: one forward under ``torch.no_grad`` (one sampler step, ms).
+
+``--compile`` adds a third side: tenku's DiT under ``torch.compile`` (tenku.models.dit.compile_dit).
+Prints JSON with per-side wall and CPU seconds (median, min, max, spread) and the tenku/diffusers ratios.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import base_parser, emit, machine_info, setup_torch, time_interleaved  # noqa: E402
+
+
+def parse_latent(text: str) -> tuple[int, int, int, int]:
+    parts = tuple(int(v) for v in text.lower().split("x"))
+    if len(parts) != 4:
+        raise SystemExit(f"--latent must be CxTxHxW, e.g. 16x5x16x16; got {text!r}")
+    return parts  # type: ignore[return-value]
+
+
+def build_models(width: int, depth: int, heads: int, text_dim: int, channels: int, mlp_ratio: float = 4.0):
+    """(tenku DiT, diffusers WanTransformer3DModel) at equal size, float32, train mode."""
+    import torch
+    from diffusers import WanTransformer3DModel
+
+    from tenku.config import DiTConfig
+    from tenku.models.dit import DiT
+
+    cfg = DiTConfig(in_channels=channels, patch_size=(1, 2, 2), hidden_size=width, depth=depth, num_heads=heads,
+                    mlp_ratio=mlp_ratio, text_dim=text_dim, qk_norm=True, shared_adaln=True)
+    tenku = DiT(cfg)
+    wan = WanTransformer3DModel(
+        patch_size=(1, 2, 2), num_attention_heads=heads, attention_head_dim=width // heads, in_channels=channels,
+        out_channels=channels, text_dim=text_dim, freq_dim=256, ffn_dim=int(width * mlp_ratio), num_layers=depth,
+        cross_attn_norm=True, qk_norm="rms_norm_across_heads",
+    )
+    # adaLN-Zero leaves tenku's output at 0 (gradients still flow); give both models nonzero outputs so
+    # the measured backward does the same work whatever the initialisation.
+    with torch.no_grad():
+        for m in (tenku, wan):
+            for p in m.parameters():
+                if p.ndim >= 2 and not p.any():
+                    p.normal_(0.0, 0.02)
+    return tenku, wan
+
+
+def make_inputs(batch: int, latent: tuple[int, int, int, int], text_len: int, text_dim: int, seed: int):
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(batch, *latent, generator=g)  # (B, C, T, H, W)
+    target = torch.randn(batch, *latent, generator=g)
+    t = torch.rand(batch, generator=g)  # (B,) in [0, 1]
+    text = torch.randn(batch, text_len, text_dim, generator=g)  # (B, L, text_dim)
+    mask = torch.ones(batch, text_len, dtype=torch.bool)
+    return x, target, t, text, mask
+
+
+def tenku_call(model):
+    import torch
+
+    def fwd(x, t, text, mask):  # the packed API takes a list of (C, T, H, W) latents
+        return torch.stack(model(list(x.unbind(0)), t, text, mask))
+
+    return fwd
+
+
+def wan_call(model):
+    def fwd(x, t, text, mask):  # Wan takes timesteps on the 0..1000 scale and unmasked text
+        return model(x, t * 1000.0, text, return_dict=False)[0]
+
+    return fwd
+
+
+def train_step_fn(fwd, model, x, target, t, text, mask):
+    import torch
+    import torch.nn.functional as F
+
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.0)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss = F.mse_loss(fwd(x, t, text, mask), target)
+        loss.backward()
+        opt.step()
+        return loss
+
+    return step
+
+
+def infer_step_fn(fwd, x, t, text, mask):
+    import torch
+
+    def step():
+        with torch.no_grad():
+            return fwd(x, t, text, mask)
+
+    return step
+
+
+def run(args) -> dict:
+    import torch
+
+    setup_torch(args)
+    latent = parse_latent(args.latent)
+    c, T, H, W = latent
+    tokens = T * (H // 2) * (W // 2)
+    tenku, wan = build_models(args.width, args.depth, args.heads, args.text_dim, c)
+    fwds = {"tenku": tenku_call(tenku), "diffusers": wan_call(wan)}
+    models = {"tenku": tenku, "diffusers": wan}
+    if args.compile:
+        from tenku.models.dit import compile_dit
+
+        tenku_c, _ = build_models(args.width, args.depth, args.heads, args.text_dim, c)
+        tenku_c.load_state_dict(tenku.state_dict())
+        fwds["tenku_compiled"] = tenku_call(compile_dit(tenku_c))
+        models["tenku_compiled"] = tenku_c
+    x, target, t, text, mask = make_inputs(args.batch, latent, args.text_len, args.text_dim, args.seed)
+    result = {
+        "benchmark": "dit_vs_diffusers",
+        "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
+        "machine": machine_info(),
+        "config": {"width": args.width, "depth": args.depth, "heads": args.heads, "mlp": 4 * args.width,
+                   "patch": [1, 2, 2], "text_dim": args.text_dim, "text_len": args.text_len, "batch": args.batch,
+                   "latent": list(latent), "tokens_per_sample": tokens, "dtype": "float32"},
+        "params": {k: sum(p.numel() for p in m.parameters()) for k, m in models.items()},
+    }
+    if args.mode in ("train", "both"):
+        for m in models.values():
+            m.train()
+        steps = {k: train_step_fn(fwds[k], models[k], x, target, t, text, mask) for k in fwds}
+        res = time_interleaved(steps, args.repeats, args.warmup)
+        n_tok = args.batch * tokens
+        result["train"] = {k: {**v, "tokens_per_s": n_tok / v["wall"]["median"],
+                               "tokens_per_cpu_s": n_tok / v["cpu"]["median"]} for k, v in res.items()}
+        result["train_speedup"] = _ratios(res)
+    if args.mode in ("infer", "both"):
+        for m in models.values():
+            m.eval()
+        steps = {k: infer_step_fn(fwds[k], x, t, text, mask) for k in fwds}
+        res = time_interleaved(steps, args.repeats, args.warmup)
+        result["infer"] = res
+        result["infer_speedup"] = _ratios(res)
+    result["load_average_after"] = machine_info()["load_average"]
+    torch.set_grad_enabled(True)
+    return result
+
+
+def _ratios(res: dict) -> dict:
+    """diffusers time / tenku time (> 1: tenku is faster), by wall clock and by CPU time."""
+    base = res["diffusers"]
+    return {f"{k}_vs_diffusers": {"wall": base["wall"]["median"] / v["wall"]["median"],
+                                  "cpu": base["cpu"]["median"] / v["cpu"]["median"]}
+            for k, v in res.items() if k != "diffusers"}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = base_parser(__doc__)
+    p.add_argument("--width", type=int, default=256)
+    p.add_argument("--depth", type=int, default=6)
+    p.add_argument("--heads", type=int, default=4)
+    p.add_argument("--text-dim", type=int, default=256)
+    p.add_argument("--text-len", type=int, default=32, help="text tokens per sample (default: %(default)s)")
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--latent", default="16x5x16x16", help="latent CxTxHxW per sample; patch 1x2x2 "
+                   "(default: %(default)s = 320 tokens)")
+    p.add_argument("--mode", choices=("train", "infer", "both"), default="both")
+    p.add_argument("--compile", action="store_true", help="also time tenku under torch.compile")
+    args = p.parse_args(argv)
+    result = run(args)
+    emit(result, args.json)
+    return result
+
+
+if __name__ == "__main__":
+    main()
