@@ -40,51 +40,33 @@ def code_version() -> dict:
     return out
 
 
-def _to_video(frames: np.ndarray):
-    import torch
-
-    return torch.from_numpy(np.ascontiguousarray(frames)).permute(3, 0, 1, 2)[None].float() / 127.5 - 1.0
-
-
 def pipeline_functions(pipe, steps: int | None, seed: int) -> tuple[GenerateFn, ExtendFn, ReconFn]:
     """generate / extend / reconstruct through a :class:`tenku.pipeline.TenkuPipeline`.
 
-    Extension encodes the given frames with the VAE (whole latent frames: 1 + 4k frames for a 4x
-    temporal VAE), holds those latent frames fixed (clean) and samples the rest, as the pipeline's
-    conditioning API (``_generate(cond_latents=, cond_mask=)``) does for every frame-conditioned mode."""
+    Prompts are used as written (no prompt expansion), so a suite's prompts are the same for every
+    model. Extension is the pipeline's ``Extend`` mode: the given frames are encoded, held fixed, and
+    the rest of the clip is sampled after them. Call ``i`` of each function uses seed ``seed + i``."""
     import torch
+
+    from tenku.pipeline.modes import Extend
+
+    calls = {"extend": 0}
 
     def generate(prompt, T, H, W, fps, s):
         return pipe(prompt, num_frames=T, height=H, width=W, fps=fps, num_steps=steps, seed=s,
-                    progress=False).frames
-
-    calls = [0]  # clip counter: extension i draws its noise from seed + i
+                    progress=False, expand=False).frames
 
     def extend(first, prompt, T):
         H, W = first.shape[1:3]
-        calls[0] += 1
-        r = pipe.resolve(num_frames=T, height=H, width=W, num_steps=steps)
-        with torch.no_grad():
-            p = next(pipe.vae.parameters())
-            given = pipe.vae.encode(_to_video(first).to(p.device, p.dtype))  # (1, C, k', h, w)
-            shape = (1, *pipe.latent_shape(T, H, W))
-            k = given.shape[2]
-            cond = torch.zeros(shape)
-            cond[:, :, :k] = given.float().cpu()
-            mask = torch.zeros(shape[2], dtype=torch.bool)
-            mask[:k] = True
-            gen = torch.Generator().manual_seed(seed + calls[0] - 1)
-            noise = torch.randn(shape, generator=gen)
-            c, u = pipe.encode_prompt(prompt, None, float(r["guidance"]))
-            z = pipe._generate(c, u, noise, r["num_steps"], float(r["guidance"]), r["sampler"], progress=False,
-                               cond_latents=cond, cond_mask=mask)
-            return pipe.decode(z)
+        fps = float(pipe.sample_config.fps)
+        calls["extend"] += 1
+        mode = Extend(video=first, seconds=(T - len(first)) / fps)
+        return pipe(prompt, mode=mode, height=H, width=W, fps=fps, num_steps=steps,
+                    seed=seed + calls["extend"] - 1, progress=False, expand=False).frames
 
     def recon(frames):
         with torch.no_grad():
-            p = next(pipe.vae.parameters())
-            z = pipe.vae.encode(_to_video(frames).to(p.device, p.dtype))
-            return pipe.decode(z)
+            return pipe.decode(pipe.encode_frames(frames))
 
     return generate, extend, recon
 

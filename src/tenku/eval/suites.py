@@ -15,6 +15,7 @@ attempt is drawn.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from functools import cached_property
 
 import numpy as np
@@ -146,7 +147,15 @@ def _reads_perfectly(item: SuiteItem, parser) -> bool:
 
 
 def build_suite(name: str | SuiteConfig, clips: int | None = None) -> tuple[SuiteConfig, list[SuiteItem]]:
-    """The items of a suite (``clips``: keep the first N items of each task)."""
+    """The items of a suite (``clips``: keep the first N items of each task). Built once per process."""
+    if clips is not None and clips < 1:
+        raise TenkuError(f"--clips must be at least 1, got {clips}")
+    cfg, items = _build_suite(name, clips)
+    return cfg, list(items)
+
+
+@functools.lru_cache(maxsize=8)
+def _build_suite(name: str | SuiteConfig, clips: int | None) -> tuple[SuiteConfig, tuple[SuiteItem, ...]]:
     from tenku.world.captions import caption_facts
     from tenku.world.scenarios import sample_scene
 
@@ -156,8 +165,6 @@ def build_suite(name: str | SuiteConfig, clips: int | None = None) -> tuple[Suit
         cfg = SUITES[name]
     else:
         raise TenkuError(f"unknown suite {name!r}; choose one of {sorted(SUITES)}")
-    if clips is not None and clips < 1:
-        raise TenkuError(f"--clips must be at least 1, got {clips}")
     parser = default_parser()
     items: list[SuiteItem] = []
     for ti, task in enumerate(TASKS):
@@ -183,4 +190,4 @@ def build_suite(name: str | SuiteConfig, clips: int | None = None) -> tuple[Suit
                     raise TenkuError(f"suite {cfg.name}: no readable {scenario} scene in {split} after 50 draws")
                 items.append(item)
                 made += 1
-    return cfg, items
+    return cfg, tuple(items)
