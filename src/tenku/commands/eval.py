@@ -44,6 +44,11 @@ def run(args) -> int:
     from tenku.eval.runner import evaluate
     from tenku.eval.suites import SUITES
 
+    for mod in ("scipy", "matplotlib"):
+        try:
+            __import__(mod)
+        except ImportError:
+            raise TenkuError(f"tenku eval needs {mod}; install the eval extra: pip install 'tenku[eval]'") from None
     if args.suite not in SUITES:
         raise TenkuError(f"unknown suite {args.suite!r}; choose one of {', '.join(sorted(SUITES))}")
     if args.steps is not None and args.steps < 1:
