@@ -121,7 +121,6 @@ def test_physics_throw(suite, parser):
     r = _phys(parser, th, frozen)
     assert r["acceleration_residual"] == pytest.approx(g, rel=0.05) and g > 20
     # a throw that goes on in a straight line (no gravity): the residual is about g
-    straight = _render(th.spec)  # same start
     spec = dataclasses.replace(SceneSpec.from_dict(th.spec), gravity=0.0)
     straight = render_clip(spec)[0]
     r = _phys(parser, th, _extension(th, straight))

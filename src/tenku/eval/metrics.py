@@ -118,7 +118,7 @@ def adherence(dets: list[list[Detection]], facts: dict, gt: dict) -> dict[str, f
         end = min(_motion_window(gt, 0), T - 1)
         seen = [(t, track[t]) for t in shown if t <= end and track[t] is not None]
         if len(seen) >= 2:
-            (t0, d0), (t1, d1) = seen[0], seen[-1]
+            d0, d1 = seen[0][1], seen[-1][1]
             res["direction"] = float(snap_direction(d1.x - d0.x, d1.y - d0.y) == o["direction"])
         else:
             res["direction"] = 0.0

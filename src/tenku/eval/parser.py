@@ -3,11 +3,13 @@
 Pixels are classified to the nearest palette colour in CIELAB (a perceptual space, so the threshold
 means the same for every hue) and kept only within ``max_delta_e`` of it; colours listed as
 ``ignore`` (backgrounds, floor textures, occluders) win the pixels nearest to them. Connected
-components of one colour are objects. For each object the parser estimates every pixel's coverage
-(alpha) by projecting its RGB value onto the line between the local background (the median of a
-ring around the object) and the object's own colour (the median of its core), so anti-aliased,
-blurred (VAE) or slightly hue-shifted edges still give a sub-pixel centroid. Coordinates follow the
-world's ground truth: x right, y down, pixel centres at +0.5.
+components of one colour are objects (one pixel within ``peak_delta_e`` of the palette colour is
+required, which rules out paint trails). For each object the parser estimates every pixel's coverage
+(alpha) by projecting its colour onto the line between the local background (the median of a ring
+around the object) and the object's own colour (the median of its core), in the chroma plane (RGB
+minus its grey component: floors and occluders are near grey, so a checkered or noisy floor does not
+disturb it). Anti-aliased, blurred (VAE) or slightly hue-shifted edges so still give a sub-pixel
+centroid. Coordinates follow the world's ground truth: x right, y down, pixel centres at +0.5.
 
 Shape class comes from the object's radial profile: the coverage in each of 24 angular sectors around
 the centroid gives a radius R(phi) (sector area = R^2 dphi / 2); its 3-fold Fourier harmonic

@@ -9,6 +9,7 @@ model (the ceiling): every metric is at its best.
 
 from __future__ import annotations
 
+import os
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -101,7 +102,7 @@ def evaluate(suite: str = "default", out_dir: str | Path = "eval-report", model:
     parser = default_parser()
     results, videos = [], {}
     bar = None
-    if progress:
+    if progress and not os.environ.get("TENKU_NO_PROGRESS"):
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(items), desc="eval", unit="clip")
