@@ -221,3 +221,24 @@ def test_path_escape_reads_nothing_outside(server):
     r = httpx.get(server.url + "/v1/videos/../../../../etc/passwd",
                   headers={"Authorization": f"Bearer {KEY}"})  # httpx normalises the dots away
     assert r.status_code in (401, 404) and "root:" not in r.text
+
+
+def test_cli_generate_with_server_flag(server, tmp_path):
+    import subprocess
+    import sys
+
+    import av
+
+    out = tmp_path / "remote.mp4"
+    cmd = [sys.executable, "-m", "tenku", "generate", "a green square falls", "--server", server.url,
+           "--seconds", "1", "--seed", "5", "-o", str(out)]
+    r = subprocess.run(cmd, env={**__import__("os").environ, "TENKU_API_KEY": KEY}, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "seed 5" in r.stdout
+    with av.open(str(out)) as c:
+        assert sum(1 for _ in c.decode(video=0)) > 1
+    bad = subprocess.run(cmd[:-1] + [str(tmp_path / "no.mp4")], env={**__import__("os").environ,
+                         "TENKU_API_KEY": "wrong-key-123456"}, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "error:" in bad.stderr and "401" in bad.stderr
+    assert not (tmp_path / "no.mp4").exists()

@@ -40,6 +40,8 @@ def register(subparsers) -> None:
     p.add_argument("--image", metavar="IMG",
                    help="image-to-video: start from this image (any size: scaled to cover --size, centre-cropped)")
     add_generation_options(p)
+    p.add_argument("--server", metavar="URL", help="generate on a running `tenku serve` at URL instead of a local "
+                   "model (API key from TENKU_API_KEY)")
     p.set_defaults(func=run)
 
 
@@ -175,6 +177,10 @@ def generate_to_file(args, pipe, prompt: str, mode, *, width=None, height=None, 
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.server:
+        from tenku.serve.client import run_remote
+
+        return run_remote(args)
     width, height = check_common(args)
     if args.image is not None and not Path(args.image).is_file():
         from tenku.errors import MediaError
