@@ -54,13 +54,18 @@ def contact_sheet(videos: dict, clips: int = SHEET_CLIPS, frames: int = SHEET_FR
 
 
 def trajectory_plot(results: list[dict], path: Path, clips: int = 6) -> Path:
-    """Object paths (generated dashed, ground truth solid) of the first ``clips`` physics clips."""
+    """Object paths (generated dashed, ground truth solid) of up to ``clips`` physics clips, one per
+    scenario first."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    sel = results[:clips]
+    firsts = {}
+    for r in results:  # one clip per scenario first, then the rest in order
+        firsts.setdefault(r["scenario"], r)
+    sel = list(firsts.values()) + [r for r in results if r not in firsts.values()]
+    sel = sel[:clips]
     cols = min(3, len(sel))
     nrows = (len(sel) + cols - 1) // cols
     fig, axes = plt.subplots(nrows, cols, figsize=(3.2 * cols, 3.2 * nrows), squeeze=False)
