@@ -64,3 +64,30 @@ def test_torchrun_two_processes_match_one(tmp_path):
                         "-m", "tenku", *bad, "--out", str(tmp_path / "bad")],
                        capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
     assert r.returncode != 0 and "divisible" in r.stderr
+
+
+@pytest.mark.slow
+def test_torchrun_fsdp2_dit_matches_one_process(tmp_path):
+    """FSDP2 (fully_shard per transformer block) on the DiT + text encoder: same losses as one process,
+    and the end-of-run export (EMA gathered from the shards) writes a pipeline folder."""
+    from tenku.config import VAEConfig
+    from tenku.models.hub import save_pretrained
+    from tenku.models.vae import CausalVAE
+    from tenku.train.latents import cache_latents
+
+    from test_train_loop import TINY_VAE
+
+    data = write_shards(tmp_path / "data")
+    torch.manual_seed(0)
+    vcfg = VAEConfig(**TINY_VAE)
+    save_pretrained(CausalVAE(vcfg), vcfg, tmp_path / "vae")
+    cache_latents(tmp_path / "vae", data, tmp_path / "lat", progress=False)
+    args = ["train", "dit", "--data", str(tmp_path / "lat"), "--preset", "tiny", "--steps", "3", "--batch-size", "4",
+            "--set", "ckpt_every=3", "--set", "log_every=1", "--no-progress"]
+    _run([sys.executable, "-m", "tenku", *args, "--out", str(tmp_path / "one")], tmp_path)
+    _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+          "-m", "tenku", *args, "--set", "parallel=fsdp", "--out", str(tmp_path / "fsdp")], tmp_path)
+    one, fsdp = _losses(tmp_path / "one"), _losses(tmp_path / "fsdp")
+    assert one == pytest.approx(fsdp, rel=1e-5, abs=1e-6)
+    assert (tmp_path / "fsdp" / "export" / "pipeline" / "model_index.json").is_file()
+    assert (tmp_path / "fsdp" / "samples" / "step-0000003" / "contact_sheet.png").is_file()

@@ -38,10 +38,23 @@ def _to_uint8(video: torch.Tensor) -> np.ndarray:
     return v.permute(1, 2, 3, 0).cpu().numpy()
 
 
-def ema_copy(raw: torch.nn.Module, ema) -> torch.nn.Module:
-    m = copy.deepcopy(raw).cpu().eval()
-    ema.copy_to(m)
-    return m
+def ema_copy(kind: str, mc: dict, cfg, ema_state: dict[str, torch.Tensor]) -> torch.nn.Module:
+    """A fresh, plain (unwrapped, unsharded) training module on the CPU holding the EMA weights."""
+    from tenku.models.vae import CausalVAE
+    from tenku.train.objectives import DiTObjective, VAEObjective
+
+    if kind == "vae":
+        m = VAEObjective(CausalVAE(mc["vae"]), cfg.l1_weight, cfg.l2_weight, cfg.edge_weight, cfg.kl_weight)
+    else:
+        from tenku.models.dit import DiT
+        from tenku.models.text import ByteTextEncoder
+
+        m = DiTObjective(DiT(mc["dit"]), ByteTextEncoder(mc["text"]), mc["flow"], mc["dit"].patch_size)
+    params = dict(m.named_parameters())
+    with torch.no_grad():
+        for n, t in ema_state.items():
+            params[n].copy_(t)
+    return m.eval()
 
 
 @torch.no_grad()
@@ -94,13 +107,13 @@ def vae_psnr(vae, data: str | Path, split: str | None, max_clips: int = 64) -> d
             "psnr_min_db": float(np.min(psnrs)), "compression": cf}
 
 
-def export_and_sample(kind, raw, ema, mc, vae, source, cfg, out: Path, step: int, monitor, final: bool) -> dict:
+def export_and_sample(kind, ema_state, mc, vae, source, cfg, out: Path, step: int, monitor, final: bool) -> dict:
     from tenku.media import write_png, write_video
     from tenku.train.monitor import contact_sheet
 
     sample_dir = out / "samples" / f"step-{step:07d}"
     sample_dir.mkdir(parents=True, exist_ok=True)
-    model = ema_copy(raw, ema)
+    model = ema_copy(kind, mc, cfg, ema_state)
     result: dict = {}
     if kind == "vae":
         vae_ema = model.vae

@@ -225,8 +225,11 @@ def _train(kind, cfg, data, out, resume, vae_path, stop_at, info: DistInfo, prog
             last_metrics = monitor.log(step, scalars)
         if step % cfg.ckpt_every == 0 or step == end:
             save(step)
-        if cfg.sample_every and step % cfg.sample_every == 0 and step < cfg.steps and info.is_main:
-            _samples(kind, raw, ema, mc, vae, source, cfg, out, step, monitor)
+        if cfg.sample_every and step % cfg.sample_every == 0 and step < cfg.steps:
+            ema_state = ema.full_state_dict()  # a collective under FSDP: every process takes part
+            if info.is_main:
+                _samples(kind, ema_state, mc, vae, source, cfg, out, step, monitor)
+            barrier(info)
     wall = time.perf_counter() - t_start
     summary = {"kind": kind, "step": step, "steps": cfg.steps, "loss": history[-1] if history else None,
                "mean_loss_last_50": sum(history[-50:]) / max(len(history[-50:]), 1) if history else None,
@@ -235,8 +238,11 @@ def _train(kind, cfg, data, out, resume, vae_path, stop_at, info: DistInfo, prog
                "checkpoint": str(ckpt.latest_checkpoint(out)) if info.is_main else None}
     if loader.skipped:
         monitor.message(f"skipped {loader.skipped} bad sample(s): {summary['skipped_ids']}")
-    if step >= cfg.steps and finish and info.is_main:
-        summary.update(_samples(kind, raw, ema, mc, vae, source, cfg, out, step, monitor, final=True))
+    if step >= cfg.steps and finish:
+        ema_state = ema.full_state_dict()  # a collective under FSDP: every process takes part
+        if info.is_main:
+            summary.update(_samples(kind, ema_state, mc, vae, source, cfg, out, step, monitor, final=True))
+        barrier(info)
     monitor.close()
     return summary
 
@@ -270,8 +276,8 @@ def _forward(kind, model, raw, items, gens, cfg, vae, info):
     return loss, metrics, sum(raw.tokens(z) for z in latents)
 
 
-def _samples(kind, raw, ema, mc, vae, source, cfg, out, step, monitor, final=False) -> dict:
+def _samples(kind, ema_state, mc, vae, source, cfg, out, step, monitor, final=False) -> dict:
     """Export the EMA weights and write samples + a contact sheet (see :mod:`tenku.train.export`)."""
     from tenku.train.export import export_and_sample
 
-    return export_and_sample(kind, raw, ema, mc, vae, source, cfg, Path(out), step, monitor, final=final)
+    return export_and_sample(kind, ema_state, mc, vae, source, cfg, Path(out), step, monitor, final=final)

@@ -72,11 +72,11 @@ class TrainConfig(ConfigBase):
 _WORLD_TINY = dict(
     vae=dict(latent_channels=16, base_channels=16, channel_mult=(1, 2, 4, 8), num_res_blocks=1,
              spatial_factor=8, temporal_factor=4),
-    dit=dict(in_channels=16, patch_size=(1, 2, 2), hidden_size=256, depth=6, num_heads=4,
-             mlp_ratio=3.0, text_dim=192),
-    text=dict(dim=192, depth=2, num_heads=4, mlp_ratio=3.0, max_length=256),
+    dit=dict(in_channels=16, patch_size=(1, 2, 2), hidden_size=192, depth=6, num_heads=4,
+             mlp_ratio=3.0, text_dim=128),
+    text=dict(dim=128, depth=2, num_heads=4, mlp_ratio=3.0, max_length=256),
     flow=dict(base_shift=1.0, shift_ref_tokens=256),
-    sample=dict(num_frames=17, height=64, width=64, fps=8, num_steps=24, guidance=4.0),
+    sample=dict(num_frames=17, height=64, width=64, fps=8, num_steps=16, guidance=4.0),
 )
 
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
@@ -100,8 +100,8 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "vae": dict(steps=1200, batch_size=8, lr=6e-4, warmup_steps=50, ema_decay=0.995,
                     ckpt_every=50, keep_last=3, log_every=10, crop_frames=5, crop_size=32, threads=1,
                     kl_weight=1e-6, edge_weight=0.5, **{k: _WORLD_TINY[k] for k in ("vae",)}),
-        "dit": dict(steps=20000, batch_size=32, lr=5e-4, warmup_steps=200, ema_decay=0.998,
-                    ckpt_every=250, keep_last=3, log_every=10, sample_every=0,
+        "dit": dict(steps=1500, batch_size=16, lr=6e-4, warmup_steps=100, ema_decay=0.995,
+                    ckpt_every=50, keep_last=3, log_every=10, sample_every=0, threads=1,
                     caption_dropout=0.1, cond_prob=0.4, **_WORLD_TINY),
     },
 }

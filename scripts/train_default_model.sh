@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Reproduce the default model tenku-world-tiny (shipped in src/tenku/assets/tenku-world-tiny) with one
+# command:  scripts/train_default_model.sh [RUN_DIR]
+#
+# Every stage resumes: rerun the same command after an interruption and it continues where it stopped
+# (complete world shards and latent parts are skipped, training resumes from its latest checkpoint).
+# The numbers below are the ones the shipped model was trained with (see MODEL_CARD.md). The DiT and
+# VAE presets schedule more steps than were run; the run stops at *_STOP and exports at that step.
+#
+# Environment:  NPROC (processes per stage, default 2; torchrun gloo on CPU, nccl on CUDA)
+#               DEVICE (cpu or cuda; default cuda when available)   THREADS (torch threads/process, 1)
+#               CLIPS, VAE_STOP, LATENT_CLIPS, DIT_STOP, ASSET (where the pipeline folder goes)
+set -euo pipefail
+
+RUN=${1:-runs/world-tiny}
+NPROC=${NPROC:-2}
+THREADS=${THREADS:-1}
+CLIPS=${CLIPS:-4000}
+VAE_STOP=${VAE_STOP:-1200}
+LATENT_CLIPS=${LATENT_CLIPS:-4000}
+DIT_STOP=${DIT_STOP:-1500}
+ASSET=${ASSET:-src/tenku/assets/tenku-world-tiny}
+DEV=()
+if [[ -n "${DEVICE:-}" ]]; then DEV=(--device "$DEVICE"); fi
+export OMP_NUM_THREADS=$THREADS
+TRAIN=(python -m torch.distributed.run --standalone --nproc_per_node "$NPROC" -m tenku train)
+mkdir -p "$RUN"
+
+echo "== 1/6 world clips: $CLIPS train + 200 held-out (test_id)"
+tenku world make --out "$RUN/world" --clips "$CLIPS" --workers "$NPROC" --no-progress
+tenku world make --out "$RUN/world_test_id" --clips 200 --split test_id --workers "$NPROC" --no-progress
+
+echo "== 2/6 VAE (4x8x8, 16 channels) to step $VAE_STOP"
+"${TRAIN[@]}" vae --data "$RUN/world" --out "$RUN/vae" --preset world-tiny --resume "${DEV[@]}" \
+    --set eval_data="$RUN/world_test_id" --stop-at "$VAE_STOP" --no-progress
+# export the EMA weights (latent scale measured on training clips) and the held-out PSNR at that step
+tenku train vae --data "$RUN/world" --out "$RUN/vae" --preset world-tiny --resume "${DEV[@]}" \
+    --set eval_data="$RUN/world_test_id" --steps "$VAE_STOP" --no-progress
+
+echo "== 3/6 latent cache ($LATENT_CLIPS clips, $NPROC processes)"
+for ((i = 0; i < NPROC; i++)); do
+    tenku data cache-latents --vae "$RUN/vae/export/vae" --data "$RUN/world" --out "$RUN/latents" \
+        --limit "$LATENT_CLIPS" --shard "$i/$NPROC" --no-progress &
+done
+wait
+
+echo "== 4/6 DiT (+ byte text encoder) to step $DIT_STOP"
+"${TRAIN[@]}" dit --data "$RUN/latents" --out "$RUN/dit" --preset world-tiny --resume "${DEV[@]}" \
+    --stop-at "$DIT_STOP" --no-progress
+tenku train dit --data "$RUN/latents" --out "$RUN/dit" --preset world-tiny --resume "${DEV[@]}" \
+    --steps "$DIT_STOP" --no-progress
+
+echo "== 5/6 export the EMA weights as the pipeline folder $ASSET (float16)"
+tenku train export "$RUN/dit" --out "$ASSET" --fp16
+
+echo "== 6/6 evaluate"
+tenku eval --model "$ASSET" --suite default --out "$RUN/eval" --no-progress
