@@ -93,7 +93,7 @@ def test_remix_keeps_size_and_links_source(client, done):
     assert final.prompt == "a blue circle rolls right"
 
 
-def test_extensions_and_edits_are_accepted_and_run_or_fail_clearly(server, client, done):
+def test_extensions_and_edits_run_the_typed_modes(server, client, done):
     h = {"Authorization": f"Bearer {KEY}"}
     ext = httpx.post(server.url + "/v1/videos/extensions", headers=h,
                      json={"prompt": "keep rolling", "video": {"id": done.id}, "seconds": done.seconds})
@@ -101,19 +101,25 @@ def test_extensions_and_edits_are_accepted_and_run_or_fail_clearly(server, clien
     edit = httpx.post(server.url + "/v1/videos/edits", headers=h, json={"prompt": "make it green",
                                                                           "video": {"id": done.id}})
     assert edit.status_code == 200, edit.text
+    assert ext.json()["seconds"] == str(2 * int(done.seconds))  # the stitched total, as OpenAI reports it
     for vid in (ext.json()["id"], edit.json()["id"]):
         final = client.videos.poll(vid, poll_interval_ms=100)
-        try:
-            import tenku.pipeline.modes  # noqa: F401
-        except ImportError:
-            assert final.status == "failed" and final.error.code == "unsupported_mode"
-            assert "tenku.pipeline.modes" in final.error.message
-        else:
-            assert final.status == "completed", final.error
+        assert final.status == "completed", final.error
+    n_src = _frames(client.videos.download_content(done.id).content)
+    n_ext = _frames(client.videos.download_content(ext.json()["id"]).content)
+    assert n_ext > n_src  # the source with new frames attached
     # extend by uploaded file through the SDK (the SDK sends `video` as a multipart file)
     mp4 = client.videos.download_content(done.id).content
     up = client.videos.extend(prompt="again", seconds=done.seconds, video=("clip.mp4", mp4, "video/mp4"))
     assert up.status == "queued"
+    assert client.videos.poll(up.id, poll_interval_ms=100).status == "completed"
+
+
+def _frames(mp4: bytes) -> int:
+    import av
+
+    with av.open(io.BytesIO(mp4)) as c:
+        return sum(1 for _ in c.decode(video=0))
 
 
 def test_image_reference_upload_and_data_url(server, client, caps):
@@ -130,12 +136,17 @@ def test_image_reference_upload_and_data_url(server, client, caps):
     assert v2.status_code == 200 and v2.json()["status"] == "queued", v2.text
     for vid in (v.id, v2.json()["id"]):
         final = client.videos.poll(vid, poll_interval_ms=100)
-        try:
-            import tenku.pipeline.modes  # noqa: F401
-        except ImportError:
-            assert final.status == "failed" and final.error.code == "unsupported_mode"
-        else:
-            assert final.status == "completed", final.error
+        assert final.status == "completed", final.error
+
+
+def test_moderation_blocks_before_queueing(server, client):
+    before = len(client.videos.list(limit=100).data)
+    with pytest.raises(openai.BadRequestError) as e:
+        client.videos.create(prompt="a gory beheading")
+    assert e.value.body["code"] == "moderation_blocked" and "violence" in e.value.body["message"]
+    with pytest.raises(openai.BadRequestError):
+        client.videos.remix(client.videos.list(limit=1).data[0].id, prompt="a gory beheading")
+    assert len(client.videos.list(limit=100).data) == before  # nothing was queued
 
 
 def test_models_list_sizes_and_seconds(client, caps):

@@ -57,18 +57,13 @@ class RateLimiter:
 
 
 def _moderate(text: str) -> None:
-    """Prompt moderation before a job is queued (tenku.safety.moderation, when this build has it)."""
-    try:
-        from tenku.safety.moderation import ensure_allowed
-    except ImportError:
-        return
+    """Prompt moderation (tenku.safety.moderation) before a job is queued: 400 ``moderation_blocked``."""
+    from tenku.safety.moderation import ModerationError, ensure_allowed
+
     try:
         ensure_allowed(text)
-    except Exception as e:
-        category = getattr(e, "category", None)
-        if category is None:
-            raise
-        raise APIError(400, f"the prompt was blocked by moderation (category: {category}); rephrase it",
+    except ModerationError as e:
+        raise APIError(400, f"the prompt was refused by moderation (category: {e.category}); rephrase it",
                        param="prompt", code="moderation_blocked") from None
 
 
@@ -331,9 +326,14 @@ def create_app(cfg: ServeConfig, store: JobStore | None = None, caps: Capabiliti
         else:
             seconds = S.get_choice(data, "seconds", caps.seconds, seconds_default, "seconds")
         await run_in_threadpool(_moderate, prompt)
+        params = {"mode": mode, "source_path": source_path, "segment_seconds": seconds}
+        reported = seconds
+        if mode == "extend" and isinstance(ref, str):  # OpenAI reports the stitched total for extensions
+            total = float(seconds_default) + float(seconds)
+            reported = str(int(total)) if total.is_integer() else f"{total:g}"
         job = await run_in_threadpool(lambda: _queue(
-            owner, kind=mode, prompt=prompt, seconds=seconds, size=size, seed=S.get_seed(data), source_id=source_id,
-            input_path=None if source_id else source_path, params={"mode": mode, "source_path": source_path}))
+            owner, kind=mode, prompt=prompt, seconds=reported, size=size, seed=S.get_seed(data), source_id=source_id,
+            input_path=None if source_id else source_path, params=params))
         return S.video_object(job)
 
     @app.post("/v1/videos/extensions")

@@ -58,6 +58,6 @@ class UnsupportedModeError(JobError):
     def __init__(self, mode: str):
         super().__init__(
             "unsupported_mode",
-            f"the '{mode}' mode is not available: this tenku build has no typed generation modes "
-            "(tenku.pipeline.modes); update tenku or use plain text-to-video (POST /v1/videos without a reference)",
+            f"the '{mode}' mode is not available in this server; use text-to-video (POST /v1/videos), "
+            "image-to-video (input_reference), /v1/videos/extensions or /v1/videos/edits",
         )

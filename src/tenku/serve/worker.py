@@ -20,6 +20,7 @@ from typing import Callable
 
 import numpy as np
 
+from tenku.errors import TenkuError
 from tenku.serve.errors import JobError, UnsupportedModeError
 from tenku.serve.files import job_dir, remove_job_files, variant_path, write_previews
 from tenku.serve.settings import Capabilities, ServeConfig, capabilities, parse_size, resolve_model
@@ -57,17 +58,14 @@ def _save_video(output, path: Path) -> None:
 
 
 def _conditioned_generation(job: Job, pipeline, **gen_kwargs):
-    """Every mode other than plain text-to-video (image-to-video, remix-as-edit, extend, edit) goes through
-    here: it runs the pipeline's typed modes when this build has them (``tenku.pipeline.modes``)."""
-    try:
-        import tenku.pipeline.modes as modes  # noqa: F401
-    except ImportError:
-        raise UnsupportedModeError(job.params.get("mode", job.kind)) from None
-    run = getattr(modes, "run_mode", None)
-    if run is None:
-        raise UnsupportedModeError(job.params.get("mode", job.kind))
-    return run(pipeline, mode=job.params.get("mode", job.kind), source=job.params.get("source_path"),
-               image=job.input_path, **gen_kwargs)
+    """The one place every mode other than plain text-to-video goes through: image-to-video, extend and
+    edit run the pipeline's typed modes (:func:`tenku.pipeline.modes.run_mode`)."""
+    from tenku.pipeline.modes import run_mode
+
+    mode = job.params.get("mode", job.kind)
+    if mode not in ("image_to_video", "extend", "edit"):
+        raise UnsupportedModeError(mode)
+    return run_mode(pipeline, mode=mode, source=job.params.get("source_path"), image=job.input_path, **gen_kwargs)
 
 
 def run_job(job: Job, pipeline, *, caps: Capabilities, data_dir: str | Path,
@@ -75,7 +73,8 @@ def run_job(job: Job, pipeline, *, caps: Capabilities, data_dir: str | Path,
     """Generate one job's video and previews; returns {variant: path}. Raises JobError with a reason code."""
     width, height = parse_size(job.size)
     nearest = getattr(pipeline, "nearest_num_frames", None)  # the model's own rule for valid lengths
-    frames_n = nearest(float(job.seconds) * caps.fps) if nearest else caps.frames_for(job.seconds)
+    seconds = job.params.get("segment_seconds", job.seconds)  # extend: the new segment, not the total
+    frames_n = nearest(float(seconds) * caps.fps) if nearest else caps.frames_for(seconds)
     kwargs = dict(num_frames=frames_n, height=height, width=width, fps=caps.fps,
                   seed=job.seed, progress=False)
     if num_steps:
@@ -157,6 +156,11 @@ def process_one(store: JobStore, pipeline, cfg: ServeConfig, caps: Capabilities,
     except JobError as e:
         beat.stop()
         store.fail(job.id, worker, e.code, e.message)
+        return True
+    except TenkuError as e:  # bad input the generator refused (moderation of outputs, a source it cannot read)
+        beat.stop()
+        code = "moderation_blocked" if getattr(e, "category", None) else "invalid_input"
+        store.fail(job.id, worker, code, str(e))
         return True
     except Exception as e:
         beat.stop()
