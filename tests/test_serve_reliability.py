@@ -63,7 +63,7 @@ def _wait(pred, timeout, what):
 
 def test_200_jobs_from_50_concurrent_clients_all_complete_once(tmp_path):
     data = tmp_path / "serve"
-    args = ["--rate-limit", "0", "--poll-after-ms", "1000", "--seconds", "1"]
+    args = ["--rate-limit", "0", "--poll-after-ms", "1000", "--seconds", "1", "--threads", "1"]
     model = tiniest_pipeline(tmp_path / "model")
     with ServerProcess(model=model, data_dir=data, workers=2, args=args) as srv:
         results: dict[int, list] = {}
@@ -101,7 +101,7 @@ def test_200_jobs_from_50_concurrent_clients_all_complete_once(tmp_path):
 def test_worker_sigkill_mid_job_and_server_crash_mid_queue_lose_nothing(tmp_path):
     data = tmp_path / "serve"
     model = tiniest_pipeline(tmp_path / "model")
-    slow = ["--lease-seconds", "2", "--steps", "60", "--seconds", "1", "--poll-after-ms", "100"]
+    slow = ["--lease-seconds", "2", "--steps", "60", "--seconds", "1", "--poll-after-ms", "100", "--threads", "1"]
     srv = ServerProcess(model=model, data_dir=data, workers=1, args=slow).start()
     try:
         c = openai.OpenAI(base_url=srv.url + "/v1", api_key="unused", max_retries=0)

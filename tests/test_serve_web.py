@@ -32,7 +32,7 @@ def serve_model(tmp_path_factory) -> str:
 def server(tmp_path_factory):
     data = tmp_path_factory.mktemp("serve")
     with ServerProcess(model=serve_model(tmp_path_factory), data_dir=data, workers=1,
-                       args=["--api-key", KEY, "--poll-after-ms", "100"]) as srv:
+                       args=["--api-key", KEY, "--poll-after-ms", "100", "--threads", "1"]) as srv:
         yield srv
 
 
