@@ -10,6 +10,7 @@ timestep embedding + pooled text; tokens of frames flagged clean are modulated a
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import torch
@@ -110,13 +111,20 @@ class CrossAttention(nn.Module):
         self.k_norm = nn.RMSNorm(self.head_dim, eps=1e-6) if qk_norm else nn.Identity()
         self.proj = nn.Linear(dim, dim)
 
-    def forward(self, x: torch.Tensor, pk: Packed, ctx: torch.Tensor, ctx_mask: torch.Tensor) -> torch.Tensor:
-        # x: (N, D) packed; ctx: (B, S, D); ctx_mask: (B, S) bool
-        n, d = x.shape
+    def text_kv(self, ctx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keys (normed) and values of the text, each (B, S, H, hd): they depend only on the prompt."""
         b, s, _ = ctx.shape
-        q = self.q_norm(self.q(x).view(n, self.heads, self.head_dim))  # (N, H, hd)
         k, v = self.kv(ctx).view(b, s, 2, self.heads, self.head_dim).unbind(2)  # each (B, S, H, hd)
-        k = self.k_norm(k)
+        return self.k_norm(k), v
+
+    def forward(
+        self, x: torch.Tensor, pk: Packed, ctx: torch.Tensor, ctx_mask: torch.Tensor,
+        kv: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> torch.Tensor:
+        # x: (N, D) packed; ctx: (B, S, D); ctx_mask: (B, S) bool; kv: text_kv(ctx) if precomputed
+        n, d = x.shape
+        q = self.q_norm(self.q(x).view(n, self.heads, self.head_dim))  # (N, H, hd)
+        k, v = self.text_kv(ctx) if kv is None else kv  # each (B, S, H, hd)
         out = []
         for start, L, ids in pk.groups:
             g = len(ids)
@@ -158,7 +166,7 @@ class DiTBlock(nn.Module):
 
     def forward(
         self, x: torch.Tensor, cond: torch.Tensor, pk: Packed, rope: torch.Tensor, ctx: torch.Tensor,
-        ctx_mask: torch.Tensor,
+        ctx_mask: torch.Tensor, kv: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> torch.Tensor:
         # x: (N, D) packed tokens; xv: the same memory viewed as (*pk.view, D) for the modulation
         n, d = x.shape
@@ -166,7 +174,7 @@ class DiTBlock(nn.Module):
         xv = x.view(*pk.view, d)
         h = torch.addcmul(shift1, self.norm1(xv), scale1)  # (*view, D)
         xv = torch.addcmul(xv, gate1, self.attn(h.reshape(n, d), pk, rope).view_as(xv))
-        xv = xv + self.cross(self.norm_x(xv).reshape(n, d), pk, ctx, ctx_mask).view_as(xv)
+        xv = xv + self.cross(self.norm_x(xv).reshape(n, d), pk, ctx, ctx_mask, kv).view_as(xv)
         h = torch.addcmul(shift2, self.norm2(xv), scale2)
         xv = torch.addcmul(xv, gate2, self.mlp(h))
         return xv.reshape(n, d)  # (N, D)
@@ -184,6 +192,20 @@ class FinalLayer(nn.Module):
         shift, scale = pk.modulation(self.adaLN_modulation(cond), 2, (1,))  # broadcastable to (*view, D)
         h = torch.addcmul(shift, self.norm(x.view(*pk.view, d)), scale)
         return self.linear(h).reshape(n, -1)  # (N, pt*ph*pw*C)
+
+
+@dataclasses.dataclass
+class TextContext:
+    """What the DiT computes from the prompt alone (:meth:`DiT.encode_text`): reused across sampler steps.
+    pooled (B, D); ctx (B, 1+L, D) with the null token first; ctx_mask (B, 1+L) bool; kv: per block, the
+    cross-attention keys and values, each (B, 1+L, H, hd)."""
+
+    text: torch.Tensor
+    text_mask: torch.Tensor
+    pooled: torch.Tensor
+    ctx: torch.Tensor
+    ctx_mask: torch.Tensor
+    kv: list[tuple[torch.Tensor, torch.Tensor]]
 
 
 class DiT(nn.Module):
@@ -283,9 +305,12 @@ class DiT(nn.Module):
         text: torch.Tensor,
         text_mask: torch.Tensor,
         clean: list[torch.Tensor] | None = None,
+        text_context: TextContext | None = None,
     ) -> list[torch.Tensor]:
         """x: list of B latents (C, T_i, H_i, W_i); t: (B,) in [0, 1]; text: (B, L, text_dim);
         text_mask: (B, L) bool; clean: optional list of (T_i,) bool. Returns B velocities (C, T_i, H_i, W_i).
+        ``text_context``: ``encode_text(text, text_mask)`` computed once and reused across sampler steps
+        (the text projections and every block's cross-attention keys/values are then not recomputed).
 
         A token is clean when every latent frame of its temporal patch is clean."""
         if isinstance(x, torch.Tensor):
@@ -319,21 +344,20 @@ class DiT(nn.Module):
         h = self.x_embedder(tokens.to(self.x_embedder.weight.dtype))  # (N, D)
         rope = torch.cat([self._rope(grids[i], device) for i in pk.order])  # (N, hd/2) complex
 
-        mask = text_mask.bool()
-        m = mask.unsqueeze(-1).to(text.dtype)
-        pooled = (text * m).sum(1) / m.sum(1).clamp(min=1.0)  # (B, text_dim) masked mean
-        pooled = self.text_pool(pooled.to(h.dtype))  # (B, D)
+        tc = text_context
+        if tc is None or tc.text is not text or tc.text_mask is not text_mask:
+            tc = self.encode_text(text, text_mask, with_kv=False)
+        pooled, ctx, ctx_mask = tc.pooled, tc.ctx, tc.ctx_mask  # (B, D), (B, 1+L, D), (B, 1+L)
+        kvs = tc.kv or [None] * len(self.blocks)
         temb = self.t_embedder(torch.stack([t, torch.zeros_like(t)], dim=1).reshape(-1))  # (2B,) -> (2B, D)
         cond = temb + pooled.repeat_interleave(2, dim=0)  # (2B, D): rows [2i] = t_i, [2i+1] = clean (t = 0)
-        ctx = torch.cat([self.null_text.expand(b, -1, -1), self.text_proj(text.to(h.dtype))], dim=1)  # (B, 1+L, D)
-        ctx_mask = torch.cat([torch.ones(b, 1, dtype=torch.bool, device=device), mask], dim=1)  # (B, 1+L)
 
         block_cond = cond if self.adaLN_shared is None else self.adaLN_shared(cond)  # (2B, D) or (2B, 6D)
-        for block in self.blocks:
+        for block, kv in zip(self.blocks, kvs):
             if self.cfg.grad_checkpointing and torch.is_grad_enabled():
-                h = checkpoint(block, h, block_cond, pk, rope, ctx, ctx_mask, use_reentrant=False)
+                h = checkpoint(block, h, block_cond, pk, rope, ctx, ctx_mask, kv, use_reentrant=False)
             else:
-                h = block(h, block_cond, pk, rope, ctx, ctx_mask)  # (N, D)
+                h = block(h, block_cond, pk, rope, ctx, ctx_mask, kv)  # (N, D)
         out = self.final_layer(h, cond, pk)  # (N, patch_dim)
 
         result: list[torch.Tensor] = [None] * b  # type: ignore[list-item]
@@ -341,6 +365,20 @@ class DiT(nn.Module):
             off, n = pk.offsets[i], pk.lengths[i]
             result[i] = self.unpatchify(out[off : off + n], grids[i]).to(x[i].dtype)  # (C, T, H, W)
         return result
+
+    def encode_text(self, text: torch.Tensor, text_mask: torch.Tensor, with_kv: bool = True) -> TextContext:
+        """The prompt-only part of ``forward``, to compute once per generation and pass as ``text_context``
+        to every step. text: (B, L, text_dim); text_mask: (B, L) bool."""
+        dtype = self.x_embedder.weight.dtype
+        b = text.shape[0]
+        mask = text_mask.bool()
+        m = mask.unsqueeze(-1).to(text.dtype)
+        pooled = (text * m).sum(1) / m.sum(1).clamp(min=1.0)  # (B, text_dim) masked mean
+        pooled = self.text_pool(pooled.to(dtype))  # (B, D)
+        ctx = torch.cat([self.null_text.expand(b, -1, -1).to(dtype), self.text_proj(text.to(dtype))], dim=1)
+        ctx_mask = torch.cat([torch.ones(b, 1, dtype=torch.bool, device=text.device), mask], dim=1)  # (B, 1+L)
+        kv = [blk.cross.text_kv(ctx) for blk in self.blocks] if with_kv else []
+        return TextContext(text, text_mask, pooled, ctx, ctx_mask, kv)
 
     # ---- accounting (nanoGPT style) ----------------------------------------------------------
     def num_params(self, trainable_only: bool = False) -> int:

@@ -59,6 +59,7 @@ class TenkuPipeline:
         self.name = name or "tenku"
         self.path: Path | None = None
         self.decode_chunk = 2  # latent frames per VAE decode chunk after the first: bounds decoder memory
+        self.cache_text = True  # compute the DiT's text projections once per generation, not per step
 
     # ---- folders -----------------------------------------------------------------------------
     @classmethod
@@ -155,6 +156,7 @@ class TenkuPipeline:
     def _model(self, cond_mask: torch.Tensor | None) -> Callable[[torch.Tensor, torch.Tensor, Cond], torch.Tensor]:
         """model(x (B,C,T,h,w), t (B,), (emb, mask)) -> v (B,C,T,h,w), through the packed DiT."""
         p = next(self.transformer.parameters())
+        cache: dict[str, Any] = {}  # the DiT's text context, computed on the first step, reused after
 
         def model(x: torch.Tensor, t: torch.Tensor, cond: Cond) -> torch.Tensor:
             emb, mask = cond
@@ -162,8 +164,17 @@ class TenkuPipeline:
             if cond_mask is not None:
                 clean = [cond_mask[i % cond_mask.shape[0]] for i in range(x.shape[0])]
             xs = list(x.to(p.dtype).unbind(0))  # B x (C, T, h, w); t stays float32 (sinusoids need it)
-            v = self.transformer(xs, t.float(), emb.to(device=p.device, dtype=p.dtype), mask.to(p.device),
-                                 clean=clean)
+            if cache.get("cond") is not cond:  # the sampler passes the same conditioning every step
+                tc = None
+                if self.cache_text and hasattr(self.transformer, "encode_text"):
+                    tc = self.transformer.encode_text(emb.to(device=p.device, dtype=p.dtype), mask.to(p.device))
+                cache.update(cond=cond, tc=tc)
+            tc = cache["tc"]
+            if tc is None:
+                v = self.transformer(xs, t.float(), emb.to(device=p.device, dtype=p.dtype), mask.to(p.device),
+                                     clean=clean)
+            else:
+                v = self.transformer(xs, t.float(), tc.text, tc.text_mask, clean=clean, text_context=tc)
             return torch.stack(v).to(x.dtype)  # (B, C, T, h, w)
 
         return model
