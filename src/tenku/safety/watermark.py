@@ -34,11 +34,14 @@ K = PAYLOAD_BITS + CRC_BITS
 BAND = (1.5, 12.0)
 DEFAULT_KEY = 0x7E4C_0001
 STRENGTH = 2.4  # RMS of the mark in 8-bit levels
-CLIP = 6.0  # residual limiter (levels)
+CLIP = 3.0  # residual limiter (levels)
+WHITEN = False  # phase-only correlation
+ROBUST_EMBED = False  # informed embedding also against a 0.5x downscale
 MEDIAN = 9  # residual window (pixels at tile scale)
 Z_THRESHOLD = 7.0  # unmarked videos measured at z <= 4.9 (benchmarks/watermark_robustness.py)
 SCALES = tuple(sorted({round(float(s), 4) for s in np.exp(np.arange(np.log(0.45), np.log(2.25), np.log(1.1)))}
                      | {0.5, 0.625, 0.8, 1.0, 1.25, 1.6, 2.0}))
+FLIP_CANDIDATES, MAX_FLIPS = 6, 2  # CRC-guided correction: 21 candidate words at most
 MAX_PIXELS = 400_000  # skip a scale hypothesis whose resampled frame would be larger
 
 
@@ -95,6 +98,26 @@ def _bits_to_payload(bits: np.ndarray) -> tuple[int, bool]:
     return payload, crc8(payload) == (word & 0xFF)
 
 
+def _decode(corr: np.ndarray, reliability: np.ndarray) -> tuple[int, bool, int]:
+    """Hard decisions, then (if the CRC fails) flips of up to ``MAX_FLIPS`` of the ``FLIP_CANDIDATES``
+    least reliable bits until the CRC matches. Returns (payload, crc_ok, bits corrected)."""
+    from itertools import combinations
+
+    hard = corr > 0
+    payload, ok = _bits_to_payload(hard)
+    if ok:
+        return payload, True, 0
+    weak = np.argsort(reliability)[:FLIP_CANDIDATES]
+    for n in range(1, MAX_FLIPS + 1):
+        for idx in combinations(weak, n):
+            bits = hard.copy()
+            bits[list(idx)] ^= True
+            p, ok = _bits_to_payload(bits)
+            if ok:
+                return p, True, n
+    return payload, False, 0
+
+
 def _luma(frames: np.ndarray) -> np.ndarray:
     f = frames.astype(np.float32)
     return f[..., 0] * 0.299 + f[..., 1] * 0.587 + f[..., 2] * 0.114
@@ -126,7 +149,10 @@ def _fold(r: np.ndarray) -> np.ndarray:
 def _correlations(folded: np.ndarray, key: int) -> np.ndarray:
     """(K, TILE, TILE): correlation of the folded residual with each group at every cyclic shift."""
     fp = np.fft.rfft2(patterns(key))
-    return np.fft.irfft2(np.fft.rfft2(folded)[None] * np.conj(fp), s=(TILE, TILE))
+    spec = np.fft.rfft2(folded)
+    if WHITEN:  # phase only: strong periodic content (a checkerboard floor) weighs no more than any bin
+        spec = spec / (np.abs(spec) + 1e-6 * (np.abs(spec).mean() + 1e-12))
+    return np.fft.irfft2(spec[None] * np.conj(fp), s=(TILE, TILE))
 
 
 def _tiled(w: np.ndarray, h: int, wd: int) -> np.ndarray:
@@ -152,7 +178,10 @@ def embed(frames: np.ndarray, payload: int, key: int = DEFAULT_KEY, strength: fl
         out = np.clip(np.round(base + _tiled(mark, h, w)[None, :, :, None]), 0, 255).astype(np.uint8)
         if it == 3:
             break
-        corr = _correlations(_fold(_residual(_luma(out).mean(0))), key)[:, 0, 0] * signs
+        y = _luma(out).mean(0)
+        # worst case over what the detector will see: the file as is, and after a 0.5x downscale
+        views = [y, _resize(_resize(y, max(8, h // 2), max(8, w // 2)), h, w)] if ROBUST_EMBED else [y]
+        corr = np.min([_correlations(_fold(_residual(v)), key)[:, 0, 0] * signs for v in views], axis=0)
         target = np.median(corr)
         if target <= 0:
             break
@@ -170,11 +199,14 @@ class WatermarkResult:
     scale: float  # best scale hypothesis (suspect size / original size)
     shift: tuple[int, int]  # best cyclic shift (dy, dx) in tile pixels
     bit_margin: float  # smallest |correlation| / spread over the code bits at the best hypothesis
+    corrected_bits: int = 0  # bits flipped by the CRC-guided correction
+    raw_payload: int = 0  # what the best hypothesis decodes, even when not detected (for measuring only)
 
     def to_dict(self) -> dict:
         return {"detected": self.detected, "payload": None if self.payload is None else f"{self.payload:08x}",
                 "z": round(self.z, 2), "p_value": self.p_value, "crc_ok": self.crc_ok,
-                "scale": round(self.scale, 3), "shift": list(self.shift), "bit_margin": round(self.bit_margin, 2)}
+                "scale": round(self.scale, 3), "shift": list(self.shift), "bit_margin": round(self.bit_margin, 2),
+                "corrected_bits": self.corrected_bits}
 
 
 def _resize(y: np.ndarray, h: int, w: int) -> np.ndarray:
@@ -203,11 +235,18 @@ def detect(frames: np.ndarray, key: int = DEFAULT_KEY, max_frames: int = 48) -> 
         if best is None or stat[i] > best[0]:
             best = (float(stat[i]), s, (int(i[0]), int(i[1])), corr[:, i[0], i[1]], norm[:, i[0], i[1]])
     z, s, shift, c, n = best
-    payload, crc_ok = _bits_to_payload(c > 0)
+    payload, crc_ok, corrected = _decode(c, n)
     hypotheses = len(scales) * TILE * TILE
     p = min(1.0, hypotheses * 0.5 * math.erfc(z / math.sqrt(2)))
     detected = z >= Z_THRESHOLD and crc_ok
-    return WatermarkResult(detected, payload if detected else None, z, p, crc_ok, s, shift, float(n.min()))
+    return WatermarkResult(detected, payload if detected else None, z, p, crc_ok, s, shift, float(n.min()),
+                           corrected if detected else 0, payload)
+
+
+def detect_bits(frames: np.ndarray, key: int = DEFAULT_KEY) -> np.ndarray:
+    """The 32 payload bits the best hypothesis decodes (hard decisions, no detection gate): for measuring."""
+    r = detect(frames, key)
+    return np.array([(r.raw_payload >> (PAYLOAD_BITS - 1 - i)) & 1 for i in range(PAYLOAD_BITS)])
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
