@@ -54,7 +54,8 @@ def _save_video(output, path: Path) -> None:
 
         write_video(path, output.frames, output.fps)
         return
-    save_output(output, path)
+    # C2PA: the server leaves the prompt out of the manifest unless TENKU_SERVE_C2PA_PROMPT=1
+    save_output(output, path, include_prompt=os.environ.get("TENKU_SERVE_C2PA_PROMPT", "0") == "1")
 
 
 def _conditioned_generation(job: Job, pipeline, **gen_kwargs):
