@@ -16,7 +16,7 @@ examples:
 
 
 def register(subparsers) -> None:
-    from tenku.commands.generate import add_generation_options, add_output_option
+    from tenku.commands.generate import add_generation_options, add_output_option, prompt_anywhere
 
     p = subparsers.add_parser("connect", help="generate a transition between two videos", description=DESCRIPTION,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -27,6 +27,7 @@ def register(subparsers) -> None:
                    help="length of the transition; rounded to the model's frame step")
     add_output_option(p)
     add_generation_options(p)
+    prompt_anywhere(p)
     p.set_defaults(func=run)
 
 

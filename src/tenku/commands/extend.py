@@ -17,7 +17,7 @@ examples:
 
 
 def register(subparsers) -> None:
-    from tenku.commands.generate import add_generation_options, add_output_option
+    from tenku.commands.generate import add_generation_options, add_output_option, prompt_anywhere
 
     p = subparsers.add_parser("extend", help="extend a video forward or backward in time", description=DESCRIPTION,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -28,6 +28,7 @@ def register(subparsers) -> None:
     p.add_argument("--backward", action="store_true", help="add the new frames before the start instead")
     add_output_option(p)
     add_generation_options(p)
+    prompt_anywhere(p)
     p.set_defaults(func=run)
 
 

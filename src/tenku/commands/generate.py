@@ -51,6 +51,24 @@ def add_output_option(p) -> None:
                         "default: {timestamp}_seed{seed}_{prompt-slug}.mp4 in the current folder")
 
 
+def prompt_anywhere(p) -> None:
+    """Let an optional positional PROMPT follow the options (``tenku connect A B --seconds 1 "text"``):
+    this parser reads its arguments intermixed (argparse's parse_known_intermixed_args)."""
+    plain = p.parse_known_args
+    busy: list[bool] = []
+
+    def parse_known_args(args=None, namespace=None):
+        if busy:
+            return plain(args, namespace)
+        busy.append(True)
+        try:
+            return p.parse_known_intermixed_args(args, namespace)
+        finally:
+            busy.pop()
+
+    p.parse_known_args = parse_known_args
+
+
 def add_generation_options(p) -> None:
     """Options every generating command shares (sizes, sampling, guidance, prompt expansion, model)."""
     p.add_argument("--size", metavar="WxH", help="frame size, e.g. 64x64 (default: the model's, or the input's "
