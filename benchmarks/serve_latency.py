@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> dict:
     from tenku.serve.launch import ServerProcess
     from tenku.testing import make_tiny_pipeline
 
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as tmp:
         model = str(make_tiny_pipeline(Path(tmp) / "model"))
         srv = ServerProcess(model=model, data_dir=Path(tmp) / "data", workers=args.workers,
                             args=["--rate-limit", "0", "--steps", str(args.steps), "--seconds", "1",
@@ -88,6 +88,7 @@ def main(argv: list[str] | None = None) -> dict:
                 t.join()
             load1 = os.getloadavg()[0]
             done = http.get("/healthz").json()
+            print(srv.log_tail(2000))
     ms = [x * 1000 for x in lat]
     result = {
         "workers": args.workers, "pollers": args.pollers, "seconds": args.seconds, "polls": len(ms),

@@ -75,10 +75,15 @@ class ServerProcess:
             return self.proc.returncode if self.proc else None
         self.proc.send_signal(signal.SIGTERM)
         try:
-            return self.proc.wait(timeout=timeout)
+            rc = self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.kill()
             return self.proc.returncode
+        try:  # anything left in the server's own process group (a worker it could not stop) goes too
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        return rc
 
     def kill(self) -> None:
         """SIGKILL the server and its workers at once (a crash: no clean hand-back)."""
