@@ -128,7 +128,7 @@ def create_app(cfg: ServeConfig, store: JobStore | None = None, caps: Capabiliti
                                        code="internal_error"), status_code=500)
 
     # ---- access --------------------------------------------------------------------------------
-    def authorize(request: Request) -> str:
+    async def authorize(request: Request) -> str:  # async: no thread hop for a few string compares
         """The caller's owner tag ("" without keys); 401 without a configured key; rate limit on writes."""
         owner = ""
         if cfg.api_keys:
