@@ -243,3 +243,38 @@ def test_sixty_second_run_keeps_memory_flat(pipe, tmp_path, monkeypatch):
     held, _ = peak(241, collect=True)
     assert held > p6 + 0.6 * 241 * 16 * 16 * 3  # holding the frames shows up (the check can fail)
     assert p60 < 1.2 * p6 + 256 * 1024, (p6, p60)
+
+
+def test_guidance_interval_and_negative_prompt(pipe):
+    calls = []
+    hook = pipe.transformer.register_forward_hook(lambda m, args, out: calls.append(len(args[0])))
+    try:
+        kw = dict(seed=0, num_steps=4, guidance=3.0, progress=False, expand=False)
+        full = pipe("a ball", **kw)
+        assert calls == [2, 2, 2, 2]
+        calls.clear()
+        inside = pipe("a ball", guidance_interval=(0.0, 1.0), **kw)
+        assert calls == [2, 2, 2, 2] and np.array_equal(inside.frames, full.frames)
+        calls.clear()
+        late = pipe("a ball", guidance_interval=(0.0, 0.6), **kw)  # t = 1 and 0.75 run unguided
+        assert calls == [1, 1, 2, 2] and not np.array_equal(late.frames, full.frames)
+    finally:
+        hook.remove()
+    assert late.metadata["guidance_interval"] == (0.0, 0.6)
+    neg = pipe("a ball", negative_prompt="a blue square", **kw)
+    assert not np.array_equal(neg.frames, full.frames) and neg.metadata["negative_prompt"] == "a blue square"
+    with pytest.raises(TenkuError, match="guidance_interval must be"):
+        pipe("a ball", guidance_interval=(0.9, 0.1), **kw)
+
+
+def test_run_mode_adapter_for_named_modes(pipe, clip):
+    from tenku.pipeline.modes import run_mode
+
+    out = run_mode(pipe, mode="extend", prompt="a ball", source=clip, num_frames=8, height=32, width=32, fps=8,
+                   seed=0, progress=False, num_steps=1)
+    assert out.frames.shape == (25, 32, 32, 3) and np.array_equal(out.frames[:17], clip)
+    out = run_mode(pipe, mode="image_to_video", prompt="a ball", image=clip[0], num_frames=9, seed=0,
+                   progress=False, num_steps=1)
+    assert out.frames.shape == (9, 32, 32, 3)
+    with pytest.raises(TenkuError, match="unknown mode 'zoom'"):
+        run_mode(pipe, mode="zoom", prompt="x")

@@ -81,6 +81,9 @@ def add_generation_options(p) -> None:
     p.add_argument("--sampler", metavar="NAME", help="euler or heun (default: the model's)")
     p.add_argument("--negative-prompt", metavar="TEXT", default=None,
                    help="what to steer away from (default: the empty prompt)")
+    p.add_argument("--guidance-interval", metavar="LO,HI", default=None,
+                   help="apply guidance only at noise levels t in [LO, HI] (1 = pure noise), e.g. 0.2,0.9; "
+                        "other steps run the conditional model alone (default: every step)")
     p.add_argument("--no-expand", action="store_true",
                    help="use the prompt as given (default: expand it into the caption style the model knows)")
     p.add_argument("--enhancer", metavar="URL", default=None,
@@ -132,7 +135,23 @@ def check_common(args) -> tuple[int | None, int | None]:
         raise UnsupportedSizeError(f"--seconds must be positive, got {args.seconds}")
     if args.fps is not None and not args.fps > 0:
         raise UnsupportedSizeError(f"--fps must be positive, got {args.fps}")
+    if args.guidance_interval is not None:
+        args.guidance_interval = parse_interval(args.guidance_interval)
     return width, height
+
+
+def parse_interval(text: str) -> tuple[float, float]:
+    """'0.2,0.9' -> (0.2, 0.9), both in [0, 1], lo <= hi."""
+    from tenku.errors import TenkuError
+
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+    except ValueError:
+        raise TenkuError(f"--guidance-interval must look like LO,HI with 0 <= LO <= HI <= 1, e.g. 0.2,0.9; "
+                         f"got {text!r}") from None
+    if not 0.0 <= lo <= hi <= 1.0:
+        raise TenkuError(f"--guidance-interval must have 0 <= LO <= HI <= 1, got {text!r}")
+    return lo, hi
 
 
 def load_pipeline(args):
@@ -178,7 +197,8 @@ def generate_to_file(args, pipe, prompt: str, mode, *, width=None, height=None, 
         stream = pipe.stream(prompt, args.negative_prompt, mode=mode, num_frames=num_frames, height=height,
                              width=width, fps=args.fps, num_steps=args.steps, guidance=args.guidance,
                              sampler=args.sampler, seed=seed, progress=not args.no_progress,
-                             expand=expander(args), window=args.window)
+                             expand=expander(args), window=args.window,
+                             guidance_interval=args.guidance_interval)
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
     out = Path(args.output) if args.output else Path(default_output_name(slug if slug is not None else prompt, seed))

@@ -130,7 +130,9 @@ class WindowRunner:
 
     def __init__(self, pipe, cond, uncond, r: dict, generator: torch.Generator, num_windows: int,
                  callback: Callable[[dict], None] | None = None, progress: bool = True,
-                 on_window: Callable[[dict], None] | None = None):
+                 on_window: Callable[[dict], None] | None = None,
+                 guidance_interval: tuple[float, float] | None = None):
+        self.guidance_interval = guidance_interval
         self.pipe, self.cond, self.uncond, self.r, self.gen = pipe, cond, uncond, r, generator
         self.tf = pipe.vae.cfg.temporal_factor
         self.num_windows = max(1, num_windows)
@@ -170,7 +172,8 @@ class WindowRunner:
             z = self.pipe._generate(self.cond, self.uncond, noise, r["num_steps"], float(r["guidance"]),
                                     r["sampler"], callback=self._step, progress=self.progress,
                                     cond_latents=cond.cond_latents, cond_mask=cond.cond_mask,
-                                    init_latents=cond.init_latents, strength=cond.strength)
+                                    init_latents=cond.init_latents, strength=cond.strength,
+                                    guidance_interval=self.guidance_interval)
         z = z.float().cpu()
         self.last = z
         if self.on_window is not None:

@@ -317,11 +317,12 @@ def generate(pipe, prompt: str, mode: Mode | None = None, *, negative_prompt: st
              fps: float | None = None, num_steps: int | None = None, guidance: float | None = None,
              sampler: str | None = None, seed: int | None = None, generator=None, callback=None,
              progress: bool = True, expand: Any = True, window: int | None = None, context: int | None = None,
-             on_window=None) -> GenerationStream:
+             guidance_interval: tuple[float, float] | None = None, on_window=None) -> GenerationStream:
     """Plan a generation of ``mode`` and return its :class:`GenerationStream` (nothing is sampled until
     the frames are read). ``window``: latent frames per window (default: the model's training clip);
     ``context``: latent frames of context each continuation is given (default: :func:`default_context`).
-    ``expand``: True (built-in prompt expander), False, or an expander (see :mod:`tenku.pipeline.prompt`)."""
+    ``expand``: True (built-in prompt expander), False, or an expander (see :mod:`tenku.pipeline.prompt`).
+    ``guidance_interval`` (lo, hi): classifier-free guidance only for timesteps in [lo, hi]."""
     import time
 
     import torch
@@ -335,6 +336,11 @@ def generate(pipe, prompt: str, mode: Mode | None = None, *, negative_prompt: st
                          f"(from tenku.pipeline.modes), got {mode!r}")
     if not isinstance(prompt, str):
         raise TenkuError(f"prompt must be a string, got {type(prompt).__name__}")
+    if guidance_interval is not None:
+        gi = tuple(guidance_interval)
+        if len(gi) != 2 or not all(isinstance(v, (int, float)) and 0.0 <= v <= 1.0 for v in gi) or gi[0] > gi[1]:
+            raise TenkuError(f"guidance_interval must be (lo, hi) with 0 <= lo <= hi <= 1, got {guidance_interval!r}")
+        guidance_interval = (float(gi[0]), float(gi[1]))
     tf = pipe.vae.cfg.temporal_factor
     W = window_latents(pipe, window)
     k = default_context(W) if context is None else context
@@ -422,14 +428,14 @@ def generate(pipe, prompt: str, mode: Mode | None = None, *, negative_prompt: st
     meta = pipe.metadata(prompt, negative_prompt, seed, pipe_check)
     meta.update({"mode": mode.name, "mode_params": _mode_params(mode), "expanded_prompt": text,
                  "expander": expansion, "windows": len(sched), "window_latent_frames": W,
-                 "context_latent_frames": k})
+                 "context_latent_frames": k, "guidance_interval": guidance_interval})
 
     def frames():
         start = time.perf_counter()
         with torch.no_grad():
             cond, uncond = pipe.encode_prompt(text, negative_prompt, float(r["guidance"]))
             run = lv.WindowRunner(pipe, cond, uncond, r, gen, len(sched), callback=callback, progress=progress,
-                                  on_window=on_window)
+                                  on_window=on_window, guidance_interval=guidance_interval)
             for v in before:
                 yield v
             yield from make(run)

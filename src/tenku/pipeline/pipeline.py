@@ -194,8 +194,10 @@ class TenkuPipeline:
         cond_mask: torch.Tensor | None = None,
         init_latents: torch.Tensor | None = None,
         strength: float | None = None,
+        guidance_interval: tuple[float, float] | None = None,
     ) -> torch.Tensor:
-        """Sample latents (B, C, T', h, w) from ``noise`` of that shape.
+        """Sample latents (B, C, T', h, w) from ``noise`` of that shape. ``guidance_interval`` (lo, hi):
+        classifier-free guidance only at timesteps lo <= t <= hi, the conditional model alone elsewhere.
 
         cond_latents + cond_mask ((B, T') or (T',) bool): latent frames held fixed (and shown to the DiT
         as clean). init_latents + strength in (0, 1]: start from these latents noised to t = strength
@@ -221,6 +223,12 @@ class TenkuPipeline:
                 cond_mask = cond_mask[None].expand(x.shape[0], -1)
             cond_latents = cond_latents.to(x)
         denoise = cfg_denoiser(self._model(cond_mask), cond, uncond, guidance)
+        if guidance_interval is not None and uncond is not None:
+            lo, hi = (float(v) for v in guidance_interval)
+            guided, plain = denoise, cfg_denoiser(self._model(cond_mask), cond, None, 1.0)
+
+            def denoise(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+                return guided(x, t) if lo <= float(t[0]) <= hi else plain(x, t)
         bar = None
         if progress_enabled(progress):
             from tqdm.auto import tqdm
@@ -300,6 +308,7 @@ class TenkuPipeline:
         expand: Any = True,
         window: int | None = None,
         context: int | None = None,
+        guidance_interval: tuple[float, float] | None = None,
     ) -> PipelineOutput:
         """Generate one clip. Unset arguments come from ``sample_config``. ``num_frames = 1`` is an image.
         Same seed (or an equally seeded ``generator``), same frames: noise is drawn on the CPU.
@@ -308,7 +317,9 @@ class TenkuPipeline:
         TextToImage; default TextToVideo). Clips longer than the model's window (``window`` latent frames,
         default its training clip) are made window by window, each conditioned on ``context`` latent
         frames of the one before. ``expand``: prompt expansion before text encoding (True: built-in,
-        False: off, or an expander from :mod:`tenku.pipeline.prompt`); metadata keeps both prompts."""
+        False: off, or an expander from :mod:`tenku.pipeline.prompt`); metadata keeps both prompts.
+        ``negative_prompt`` is the unconditional side of guidance; ``guidance_interval`` (lo, hi) applies
+        guidance only for timesteps in [lo, hi] (the conditional model alone outside, one pass)."""
         if latents is not None:
             return self._run_latents(prompt, negative_prompt, latents, mode, expand, seed, generator,
                                      num_frames=num_frames, height=height, width=width, fps=fps,
@@ -317,7 +328,7 @@ class TenkuPipeline:
         return self.stream(prompt, negative_prompt, mode=mode, num_frames=num_frames, height=height, width=width,
                            fps=fps, num_steps=num_steps, guidance=guidance, sampler=sampler, seed=seed,
                            generator=generator, callback=callback, progress=progress, expand=expand,
-                           window=window, context=context).collect()
+                           window=window, context=context, guidance_interval=guidance_interval).collect()
 
     def stream(self, prompt: str, negative_prompt: str | None = None, mode: Any = None, **kwargs: Any):
         """Like calling the pipeline, but returns a :class:`tenku.pipeline.modes.GenerationStream` whose
