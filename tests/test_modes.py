@@ -278,3 +278,31 @@ def test_run_mode_adapter_for_named_modes(pipe, clip):
     assert out.frames.shape == (9, 32, 32, 3)
     with pytest.raises(TenkuError, match="unknown mode 'zoom'"):
         run_mode(pipe, mode="zoom", prompt="x")
+
+
+@pytest.mark.skipif(not __import__("tenku.pipeline", fromlist=["x"]).default_model_path().exists(),
+                                    reason="needs the shipped default model (src/tenku/assets/tenku-world-tiny)")
+@pytest.mark.parametrize("kind", ["forward", "backward", "loop"])
+def test_default_model_is_continuous_at_the_seam(kind):
+    """With trained weights: the frame difference across a seam is within the clip's typical frame differences
+    (a cut or a jump would be many times larger)."""
+    from tenku.pipeline import default_model_path
+    from tenku.world import make_clip, sample_scene
+
+    pipe = TenkuPipeline.from_pretrained(default_model_path())
+    sc = pipe.sample_config
+    c = make_clip(sample_scene(11, "test_id", "bounce_walls", width=sc.width, height=sc.height, fps=sc.fps,
+                               seconds=(sc.num_frames - 1) / sc.fps))
+    prompt = c.captions["long"]
+    if kind == "loop":
+        out = pipe(prompt, mode=Loop(seconds=4), seed=0, progress=False)
+        frames = np.concatenate([out.frames, out.frames[:1]])  # played on repeat
+        seam = len(out.frames) - 1
+    else:
+        out = pipe(prompt, mode=Extend(video=c.frames, seconds=2, backward=kind == "backward"), seed=0,
+                   progress=False)
+        frames = out.frames
+        seam = len(c.frames) - 1 if kind == "forward" else len(frames) - len(c.frames) - 1
+    d = np.abs(np.diff(frames.astype(np.float32), axis=0)).mean(axis=(1, 2, 3))  # d[i]: frame i -> i + 1
+    others = np.delete(d, seam)
+    assert d[seam] <= 1.5 * np.percentile(others, 90) + 1.0, (kind, d[seam], np.percentile(others, 90))
