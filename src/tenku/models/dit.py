@@ -404,3 +404,14 @@ class DiT(nn.Module):
 def count_tokens(cfg: DiTConfig, latent_shape: tuple[int, int, int]) -> int:
     """Tokens of one (T, H, W) latent."""
     return math.prod(s // p for s, p in zip(latent_shape, cfg.patch_size))
+
+
+def compile_dit(model: DiT, **kwargs) -> DiT:
+    """Compile every block and the final layer with ``torch.compile`` (``kwargs`` go to it, e.g.
+    ``backend``, ``mode``, ``dynamic``), in place: parameters and ``state_dict`` keys are unchanged and the
+    packing, RoPE and text bookkeeping stay eager. Each new token layout compiles on its first call
+    (minutes on a small CPU), so it pays for long runs and on GPUs, not for one short clip."""
+    for block in model.blocks:
+        block.compile(**kwargs)
+    model.final_layer.compile(**kwargs)
+    return model

@@ -92,6 +92,14 @@ class TenkuPipeline:
         self.text_encoder.to(device=device)
         return self
 
+    def compile(self, **kwargs: Any) -> "TenkuPipeline":
+        """Compile the DiT's blocks with ``torch.compile`` (see :func:`tenku.models.dit.compile_dit`); outputs
+        match the eager model within float tolerance. Optional: the first step of each new size compiles."""
+        from tenku.models.dit import compile_dit
+
+        compile_dit(self.transformer, **kwargs)
+        return self
+
     @property
     def device(self) -> torch.device:
         return next(self.transformer.parameters()).device

@@ -1,0 +1,211 @@
+"""End-to-end generation time by stage: what `tenku generate` spends on a clip, and peak memory.
+
+    python benchmarks/generate_e2e.py --seconds 4 --repeats 3
+    python benchmarks/generate_e2e.py --model PATH --seconds 4 16 60 --repeats 1
+
+Stages, as `tenku generate` runs them (tenku.pipeline.TenkuPipeline and tenku.pipeline.output.save_output):
+``load`` (pipeline folder), ``text`` (text encoder, once per generation), ``denoise`` (all sampler
+steps, CFG batched), ``decode`` (VAE, streamed in time chunks), ``mark`` (output-frame check and
+invisible watermark), ``encode`` (H.264 .mp4), ``sign`` (C2PA manifest). ``cli`` is the wall time of
+the whole `tenku generate` command in a child process (Python start-up and imports included).
+
+Model: ``--model`` if given, else the shipped default (src/tenku/assets/tenku-world-tiny) when it
+exists, else a randomly initialised pipeline of the same size (the "world-tiny" preset: the default
+model's architecture), written to a temporary folder; the output says which. ``--seconds`` with several
+values also records peak resident memory per length, each in a fresh child process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import base_parser, emit, machine_info, peak_rss_mb, setup_torch, summary  # noqa: E402
+
+STAGES = ("text", "denoise", "decode", "mark", "encode", "sign")
+
+
+def make_preset_pipeline(path: Path, preset: str, seed: int = 0) -> Path:
+    """A random-weight pipeline folder with the architecture of ``preset`` (zero-initialised output layers
+    get random values, so the work and the frames are those of a trained model of that size)."""
+    import torch
+
+    from tenku.config import PRESETS, FlowConfig, SampleConfig
+    from tenku.models.dit import DiT
+    from tenku.models.text import ByteTextEncoder
+    from tenku.models.vae import CausalVAE
+    from tenku.pipeline.pipeline import TenkuPipeline
+    from tenku.testing import _randomize_zero_params
+
+    p = PRESETS[preset]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        vae, dit, text = CausalVAE(p["vae"]), DiT(p["dit"]), ByteTextEncoder(p["text"])
+    g = torch.Generator().manual_seed(seed)
+    for m in (vae, dit):
+        _randomize_zero_params(m, g)
+    pipe = TenkuPipeline(vae, dit, text, FlowConfig(), SampleConfig())
+    return pipe.save_pretrained(path)
+
+
+def resolve_model(model: str | None, tmp: Path, preset: str) -> tuple[Path, str]:
+    from tenku.pipeline import default_model_path
+
+    if model:
+        return Path(model), f"given: {model}"
+    default = default_model_path()
+    if default.exists():
+        return default, "shipped default model (tenku-world-tiny)"
+    path = make_preset_pipeline(tmp / f"random-{preset}", preset)
+    return path, (f"default model not shipped yet: random-weight pipeline of the {preset!r} preset "
+                  "(same architecture and size)")
+
+
+def one_generation(pipe, prompt: str, r: dict, seed: int, out: Path, sign: bool) -> dict:
+    """Run every stage once; returns seconds per stage."""
+    import torch
+
+    from tenku import media
+
+    times: dict[str, float] = {}
+    gen, _ = pipe.make_generator(seed, None)
+    shape = (1, *pipe.latent_shape(r["num_frames"], r["height"], r["width"]))
+    noise = torch.randn(shape, generator=gen, dtype=torch.float32)
+    t0 = time.perf_counter()
+    cond, uncond = pipe.encode_prompt(prompt, None, float(r["guidance"]))
+    t1 = time.perf_counter()
+    z = pipe._generate(cond, uncond, noise, r["num_steps"], float(r["guidance"]), r["sampler"], progress=False)
+    t2 = time.perf_counter()
+    frames = pipe.decode(z)
+    t3 = time.perf_counter()
+    times.update(text=t1 - t0, denoise=t2 - t1, decode=t3 - t2)
+    meta = pipe.metadata(prompt, None, seed, r)
+    if sign:
+        from tenku.safety import outputs as safety
+
+        t4 = time.perf_counter()
+        frames, mark = safety.prepare_frames(frames, meta)
+        t5 = time.perf_counter()
+        unsigned = out.with_name(f".{out.stem}.unsigned{out.suffix}")
+        media.write_video(unsigned, frames, fps=r["fps"])
+        t6 = time.perf_counter()
+        safety.sign_output(unsigned, meta, mark, dest=out)
+        t7 = time.perf_counter()
+        unsigned.unlink(missing_ok=True)
+        times.update(mark=t5 - t4, encode=t6 - t5, sign=t7 - t6)
+    else:
+        t5 = time.perf_counter()
+        media.write_video(out, frames, fps=r["fps"])
+        times.update(mark=0.0, encode=time.perf_counter() - t5, sign=0.0)
+    times["total"] = sum(times[s] for s in STAGES)
+    return times
+
+
+def stage_run(model: Path, seconds: float, args) -> dict:
+    import torch
+
+    from tenku.pipeline import TenkuPipeline
+
+    t0 = time.perf_counter()
+    pipe = TenkuPipeline.from_pretrained(model)
+    load = time.perf_counter() - t0
+    fps = args.fps or pipe.sample_config.fps
+    r = pipe.resolve(num_frames=pipe.nearest_num_frames(seconds * fps), fps=fps, num_steps=args.steps,
+                     guidance=args.guidance, sampler=None, height=None, width=None)
+    sign = not args.no_sign
+    if sign:
+        try:
+            from tenku.safety import outputs  # noqa: F401
+        except ImportError:
+            sign = False
+    runs = []
+    with tempfile.TemporaryDirectory() as d:
+        with torch.no_grad():
+            for i in range(args.warmup + args.repeats):
+                t = one_generation(pipe, args.prompt, r, args.seed + i, Path(d) / f"clip{i}.mp4", sign)
+                if i >= args.warmup:
+                    runs.append(t)
+    stages = {s: summary([run[s] for run in runs]) for s in (*STAGES, "total")}
+    return {"seconds": seconds, "num_frames": r["num_frames"], "fps": r["fps"], "size": [r["width"], r["height"]],
+            "steps": r["num_steps"], "guidance": r["guidance"], "sampler": r["sampler"],
+            "tokens": pipe.num_tokens(pipe.latent_shape(r["num_frames"], r["height"], r["width"])),
+            "load_s": load, "signed": sign, "stages": stages,
+            "realtime_factor": (r["num_frames"] / r["fps"]) / stages["total"]["median"],
+            "peak_rss_mb": peak_rss_mb()}
+
+
+def cli_run(model: Path, seconds: float, args) -> dict:
+    """Wall time of the whole `tenku generate` command (fresh process)."""
+    with tempfile.TemporaryDirectory() as d:
+        cmd = [sys.executable, "-m", "tenku", "generate", args.prompt, "-o", str(Path(d) / "cli.mp4"),
+               "--model", str(model), "--seconds", str(seconds), "--seed", str(args.seed), "--no-progress"]
+        if args.steps:
+            cmd += ["--steps", str(args.steps)]
+        if args.threads:
+            env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
+        else:
+            env = dict(os.environ)
+        t0 = time.perf_counter()
+        p = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        wall = time.perf_counter() - t0
+    return {"command": " ".join(cmd[2:]), "wall_s": wall, "rc": p.returncode, "stdout": p.stdout.strip()[-300:],
+            "stderr": p.stderr.strip()[-300:]}
+
+
+def run(args) -> dict:
+    setup_torch(args)
+    with tempfile.TemporaryDirectory() as tmp:
+        model, which = resolve_model(args.model, Path(tmp), args.preset)
+        result = {"benchmark": "generate_e2e", "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
+                  "machine": machine_info(), "model": which, "prompt": args.prompt}
+        if len(args.seconds) == 1:
+            result["run"] = stage_run(model, args.seconds[0], args)
+            if not args.no_cli:
+                result["cli"] = cli_run(model, args.seconds[0], args)
+        else:  # memory vs length: one fresh child per length
+            rows = []
+            for s in args.seconds:
+                cmd = [sys.executable, str(Path(__file__).resolve()), "--model", str(model), "--seconds", str(s),
+                       "--repeats", "1", "--warmup", "0", "--no-cli", "--prompt", args.prompt]
+                for flag, v in (("--threads", args.threads), ("--steps", args.steps), ("--fps", args.fps)):
+                    if v:
+                        cmd += [flag, str(v)]
+                if args.no_sign:
+                    cmd.append("--no-sign")
+                out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+                child = json.loads(out.stdout)["run"]
+                rows.append({k: child[k] for k in ("seconds", "num_frames", "tokens", "peak_rss_mb")}
+                            | {"total_s": child["stages"]["total"]["median"]})
+            result["memory_vs_length"] = rows
+            result["peak_ratio_longest_vs_shortest"] = rows[-1]["peak_rss_mb"] / rows[0]["peak_rss_mb"]
+        result["load_average_after"] = machine_info()["load_average"]
+    return result
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = base_parser(__doc__)
+    p.set_defaults(repeats=3)
+    p.add_argument("--model", help="pipeline folder (default: the shipped model, else a random world-tiny one)")
+    p.add_argument("--preset", default="world-tiny", help="architecture of the random stand-in (default: %(default)s)")
+    p.add_argument("--seconds", type=float, nargs="+", default=[4.0], help="clip length(s) (default: 4)")
+    p.add_argument("--fps", type=float, default=None)
+    p.add_argument("--steps", type=int, default=None, help="sampling steps (default: the model's)")
+    p.add_argument("--guidance", type=float, default=None)
+    p.add_argument("--prompt", default="a red ball rolls to the right")
+    p.add_argument("--no-sign", action="store_true", help="skip the watermark and C2PA steps")
+    p.add_argument("--no-cli", action="store_true", help="skip the `tenku generate` child-process timing")
+    args = p.parse_args(argv)
+    result = run(args)
+    emit(result, args.json)
+    return result
+
+
+if __name__ == "__main__":
+    main()
