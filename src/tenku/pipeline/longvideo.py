@@ -138,7 +138,16 @@ class WindowRunner:
         self.num_windows = max(1, num_windows)
         self.index = 0
         self.last: torch.Tensor | None = None
-        self.callback, self.progress, self.on_window = callback, progress, on_window
+        from tenku.pipeline.pipeline import progress_enabled
+
+        self.callback, self.on_window = callback, on_window
+        self.progress = progress_enabled(progress)  # one bar over all windows
+        self.bar = None
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
     def latent_shape(self, size: int) -> tuple[int, int, int, int, int]:
         return (1, *self.pipe.latent_shape(1 + self.tf * (size - 1), self.r["height"], self.r["width"]))
@@ -154,6 +163,12 @@ class WindowRunner:
         return self.pipe.encode_frames(np.concatenate([given[:1], given]))[:, :, 1:]
 
     def _step(self, d: dict) -> None:
+        if self.bar is None and self.progress:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=self.num_windows * d["total"], desc="denoising", unit="step", leave=False)
+        if self.bar is not None:
+            self.bar.update(1)
         if self.callback is not None:
             d = dict(d, window=self.index, windows=self.num_windows, i=self.index * d["total"] + d["i"],
                      total=self.num_windows * d["total"])
@@ -170,7 +185,7 @@ class WindowRunner:
                 z[:, :, cond.cond_mask] = cond.cond_latents[:, :, cond.cond_mask]
         else:
             z = self.pipe._generate(self.cond, self.uncond, noise, r["num_steps"], float(r["guidance"]),
-                                    r["sampler"], callback=self._step, progress=self.progress,
+                                    r["sampler"], callback=self._step, progress=False,
                                     cond_latents=cond.cond_latents, cond_mask=cond.cond_mask,
                                     init_latents=cond.init_latents, strength=cond.strength,
                                     guidance_interval=self.guidance_interval)

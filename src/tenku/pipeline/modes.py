@@ -436,9 +436,12 @@ def generate(pipe, prompt: str, mode: Mode | None = None, *, negative_prompt: st
             cond, uncond = pipe.encode_prompt(text, negative_prompt, float(r["guidance"]))
             run = lv.WindowRunner(pipe, cond, uncond, r, gen, len(sched), callback=callback, progress=progress,
                                   on_window=on_window, guidance_interval=guidance_interval)
-            for v in before:
-                yield v
-            yield from make(run)
+            try:
+                for v in before:
+                    yield v
+                yield from make(run)
+            finally:
+                run.close()
             for v in after:
                 yield v
             state["latents"] = run.last  # the last window's latents
