@@ -52,6 +52,10 @@ def test_embed_is_invisible_and_exact_without_attack():
     r = wm.detect(marked)
     assert r.detected and r.payload == 0xCAFEF00D and r.p_value < 1e-9
     assert wm.detect(marked[0]).payload == 0xCAFEF00D  # a single frame (PNG) carries the whole payload
+    small = _resize(clip, 32, 32)  # frames smaller than the 64-px tile get the tile shrunk to fit
+    marked_small = wm.embed(small, 0xCAFEF00D)
+    assert wm.psnr(marked_small, small) >= 40.0 and wm.detect(marked_small).payload == 0xCAFEF00D
+    assert not wm.detect(small).detected
 
 
 def test_bit_accuracy_under_attacks(tmp_path):

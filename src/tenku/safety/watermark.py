@@ -172,15 +172,26 @@ def embed(frames: np.ndarray, payload: int, key: int = DEFAULT_KEY, strength: fl
     base = video.astype(np.float32)
     gains = np.ones(K)
     out = video
+    # frames smaller than the tile get the tile shrunk to fit (the detector searches that scale too)
+    shrink = min(1.0, min(h, w) / TILE)
+    th, tw = round(h / shrink), round(w / shrink)
     for it in range(4):
         mark = np.tensordot(signs * gains, pats, axes=1)
-        mark *= strength / mark.std()
-        out = np.clip(np.round(base + _tiled(mark, h, w)[None, :, :, None]), 0, 255).astype(np.uint8)
+        mark = _tiled(mark, th, tw)
+        if shrink < 1.0:
+            mark = _resize(mark, h, w)
+        mark = mark * (strength / mark.std())
+        out = np.clip(np.round(base + mark[None, :, :, None]), 0, 255).astype(np.uint8)
         if it == 3:
             break
         y = _luma(out).mean(0)
+        if shrink < 1.0:
+            y = _resize(y, th, tw)
+            h_, w_ = th, tw
+        else:
+            h_, w_ = h, w
         # worst case over what the detector will see: the file as is, and after a 0.5x downscale
-        views = [y, _resize(_resize(y, max(8, h // 2), max(8, w // 2)), h, w)] if ROBUST_EMBED else [y]
+        views = [y, _resize(_resize(y, max(8, h_ // 2), max(8, w_ // 2)), h_, w_)] if ROBUST_EMBED else [y]
         corr = np.min([_correlations(_fold(_residual(v)), key)[:, 0, 0] * signs for v in views], axis=0)
         target = np.median(corr)
         if target <= 0:
