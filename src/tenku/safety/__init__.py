@@ -1,0 +1,1 @@
+"""Safety and provenance: prompt moderation, invisible watermark, C2PA manifests, verification."""
