@@ -1,0 +1,123 @@
+"""Each benchmark script runs end to end on a tiny configuration (so the scripts do not rot).
+
+Benchmarks are not tests: nothing here asserts a time. The checks are on what the scripts report:
+the right keys, both sides measured, positive timings, shapes that match, and errors for bad input.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(BENCH))
+    try:
+        spec.loader.exec_module(mod)
+    finally:
+        sys.path.remove(str(BENCH))
+    return mod
+
+
+def _positive_summary(s: dict) -> None:
+    assert s["n"] >= 1 and 0 < s["min"] <= s["median"] <= s["max"]
+
+
+def test_common_timing_interleaves_and_summarises():
+    common = _load("common")
+    order = []
+    res = common.time_interleaved({"a": lambda: order.append("a"), "b": lambda: order.append("b")}, repeats=3,
+                                  warmup=1)
+    assert order == ["a", "b", "a", "b", "b", "a", "a", "b"]  # warm-up, then rounds with rotating order
+    assert set(res) == {"a", "b"} and res["a"]["wall"]["n"] == 3
+    s = common.summary([1.0, 3.0, 2.0])
+    assert s["median"] == 2.0 and s["spread"] == 1.0
+    assert common.machine_info()["cores"] >= 1
+
+
+def test_dit_vs_diffusers_tiny(tmp_path):
+    pytest.importorskip("diffusers")
+    bench = _load("dit_vs_diffusers")
+    out = tmp_path / "dit.json"
+    r = bench.main(["--width", "32", "--depth", "1", "--heads", "2", "--text-dim", "32", "--text-len", "4",
+                    "--batch", "2", "--latent", "4x2x4x4", "--repeats", "1", "--warmup", "0", "--threads", "1",
+                    "--json", str(out)])
+    assert json.loads(out.read_text())["config"]["tokens_per_sample"] == 8
+    for mode in ("train", "infer"):
+        for side in ("tenku", "diffusers"):
+            _positive_summary(r[mode][side]["wall"])
+    assert r["train"]["tenku"]["tokens_per_s"] > 0
+    assert r["train_speedup"]["tenku_vs_diffusers"]["wall"] > 0
+    assert r["params"]["tenku"] > 0 and r["params"]["diffusers"] > 0
+    # at the benchmark's default size the two models are of equal size: parameters within 10%
+    tenku, wan = bench.build_models(256, 6, 4, 256, 16)
+    n_t, n_w = (sum(p.numel() for p in m.parameters()) for m in (tenku, wan))
+    assert abs(n_t - n_w) / n_w < 0.1
+    with pytest.raises(SystemExit):
+        bench.main(["--latent", "4x4x4"])
+
+
+def test_vae_vs_diffusers_tiny():
+    pytest.importorskip("diffusers")
+    bench = _load("vae_vs_diffusers")
+    r = bench.main(["--base", "4", "--frames", "5", "--size", "16", "--repeats", "1", "--warmup", "0",
+                    "--threads", "1", "--no-memory", "--channels-last"])
+    assert r["output_shape"]["tenku"] == r["output_shape"]["diffusers"] == [1, 3, 5, 16, 16]
+    for side in ("tenku", "diffusers", "tenku_channels_last"):
+        assert r["ms_per_frame"][side]["wall"] > 0
+    mem = bench.memory_child("tenku", 4, 5, 16, 1, 0)  # what each memory child process reports
+    assert mem["output_shape"] == [1, 3, 5, 16, 16] and mem["peak_mb"] >= mem["held_mb"] > 0
+
+
+def test_generate_e2e_tiny(tmp_path):
+    from tenku.testing import make_tiny_pipeline
+
+    bench = _load("generate_e2e")
+    model = make_tiny_pipeline(tmp_path / "m")
+    r = bench.main(["--model", str(model), "--seconds", "1", "--repeats", "1", "--warmup", "0", "--no-cli",
+                    "--threads", "1"])
+    run = r["run"]
+    assert run["num_frames"] == 9 and run["size"] == [32, 32]
+    for stage in ("text", "denoise", "decode", "encode"):
+        assert run["stages"][stage]["median"] > 0
+    total = run["stages"]["total"]["median"]
+    parts = sum(run["stages"][s]["median"] for s in bench.STAGES)
+    assert abs(total - parts) < 1e-9 and run["realtime_factor"] > 0
+
+
+def test_generate_e2e_cli_reports_failure(tmp_path):
+    bench = _load("generate_e2e")
+
+    class Args:  # a model folder that does not exist: the child command fails and says so
+        prompt, seed, steps, threads = "a red ball", 0, None, 1
+
+    res = bench.cli_run(tmp_path / "missing", 1.0, Args)
+    assert res["rc"] == 2 and "not found" in res["stderr"]
+
+
+def test_quality_vs_steps_tiny(tmp_path):
+    pytest.importorskip("scipy")
+    from tenku.testing import make_tiny_pipeline
+
+    bench = _load("quality_vs_steps")
+    model = make_tiny_pipeline(tmp_path / "m")
+    r = bench.main(["--model", str(model), "--suite", "smoke", "--steps", "2", "1", "--clips", "1",
+                    "--out", str(tmp_path / "q"), "--threads", "1"])
+    assert [row["steps"] for row in r["rows"]] == [1, 2]
+    assert (tmp_path / "q" / "steps_1" / "report.json").exists()
+    assert all(row["clips"] >= 1 and row["seconds"] > 0 for row in r["rows"])
+
+
+def test_quality_vs_steps_without_model_exits_2(tmp_path):
+    p = subprocess.run([sys.executable, str(BENCH / "quality_vs_steps.py"), "--model", str(tmp_path / "none"),
+                        "--out", str(tmp_path / "q")], capture_output=True, text=True)
+    assert p.returncode == 2 and "no model" in p.stderr
