@@ -135,3 +135,25 @@ def test_worker_sigkill_mid_job_and_server_crash_mid_queue_lose_nothing(tmp_path
     rows = _rows(data)
     assert len(rows) == 8 and all(r["attempts"] <= 2 for r in rows)
     assert "restarting" in srv.log_tail(20000)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_workers_exit_when_the_server_process_dies(tmp_path):
+    """A server killed alone (not its process group) must not leave orphan workers polling the queue."""
+    model = tiniest_pipeline(tmp_path / "model")
+    srv = ServerProcess(model=model, data_dir=tmp_path / "data", workers=2, args=["--threads", "1"]).start()
+    try:
+        workers = _wait(lambda: [p for p in _children(srv.proc.pid)] if len(_children(srv.proc.pid)) >= 2 else None,
+                        30, "two worker processes")
+        os.kill(srv.proc.pid, signal.SIGKILL)
+        srv.proc.wait()
+        _wait(lambda: not any(_alive(p) for p in workers), 30, "orphaned workers to exit")
+    finally:
+        srv.kill()

@@ -188,12 +188,28 @@ def _set_threads(cfg: ServeConfig) -> None:
     torch.set_num_threads(n)
 
 
+def _die_with_parent() -> int:
+    """Ask Linux to send SIGTERM when the parent (``tenku serve``) dies; return the parent's pid.
+
+    Elsewhere the main loop's parent check below does the same, a little later."""
+    parent = os.getppid()
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    return parent
+
+
 def worker_main(cfg: ServeConfig, name: str) -> int:
     def stop(signum, frame):
         raise _Stop()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    parent = _die_with_parent()
     store = JobStore(cfg.resolved_db_url(), lease_seconds=cfg.lease_seconds, max_attempts=cfg.max_attempts)
     try:
         caps = capabilities(cfg)
@@ -203,6 +219,9 @@ def worker_main(cfg: ServeConfig, name: str) -> int:
         idle = 0.02
         last_reap = 0.0
         while True:
+            if os.getppid() != parent:  # orphaned: the server is gone; leave the queue to the next one
+                print(f"[{name}] server process is gone; stopping", file=sys.stderr, flush=True)
+                return 0
             if time.monotonic() - last_reap > min(1.0, cfg.lease_seconds / 2):
                 store.reap()
                 last_reap = time.monotonic()
