@@ -98,3 +98,17 @@ def test_deleting_a_running_job_leaves_no_files(tmp_path, model):
         assert c.get(f"/v1/videos/{vid}", headers=_h(KEYS[0])).status_code == 404
     assert not (tmp_path / "data" / "videos" / vid).exists()
     assert store.count() == 0
+
+
+def test_unreachable_moderation_endpoint_is_503_and_queues_nothing(tmp_path, model, monkeypatch):
+    from tenku.serve.launch import free_port
+
+    monkeypatch.setenv("TENKU_MODERATION_URL", f"http://127.0.0.1:{free_port()}/v1")  # nothing listens there
+    monkeypatch.setenv("TENKU_MODERATION_TIMEOUT", "2")
+    cfg, store, app = _setup(tmp_path, model, rate_limit=0)
+    with TestClient(app) as c:
+        r = c.post("/v1/videos", json={"prompt": "a red ball"}, headers=_h(KEYS[0]))
+    assert r.status_code == 503, r.text
+    err = r.json()["error"]
+    assert err["code"] == "moderation_unavailable" and set(err) >= {"message", "type", "param", "code"}
+    assert store.count() == 0

@@ -90,6 +90,10 @@ _MINOR = _compile(terms.MINOR)
 _BENIGN = _compile(terms.BENIGN)
 
 
+class ModerationUnavailableError(TenkuError):
+    """The configured moderation endpoint could not give an answer; nothing is generated (fail closed)."""
+
+
 class ModerationError(TenkuError):
     """A prompt (or output) was refused by moderation; ``category`` names why."""
 
@@ -183,7 +187,7 @@ def _endpoint(text: str, cfg: ModerationConfig) -> ModerationResult:
             data = json.loads(r.read())
         result = data["results"][0]
     except (urllib.error.URLError, OSError, ValueError, KeyError, IndexError, TypeError) as e:
-        raise TenkuError(f"the moderation endpoint {url} did not answer usably ({e}); expected an "
+        raise ModerationUnavailableError(f"the moderation endpoint {url} did not answer usably ({e}); expected an "
                          "OpenAI-compatible /v1/moderations response; fix TENKU_MODERATION_URL or unset it") from None
     if not result.get("flagged"):
         return ModerationResult(True, source="endpoint")

@@ -58,13 +58,16 @@ class RateLimiter:
 
 def _moderate(text: str) -> None:
     """Prompt moderation (tenku.safety.moderation) before a job is queued: 400 ``moderation_blocked``."""
-    from tenku.safety.moderation import ModerationError, ensure_allowed
+    from tenku.safety.moderation import ModerationError, ModerationUnavailableError, ensure_allowed
 
     try:
         ensure_allowed(text)
     except ModerationError as e:
         raise APIError(400, f"the prompt was refused by moderation (category: {e.category}); rephrase it",
                        param="prompt", code="moderation_blocked") from None
+    except ModerationUnavailableError as e:  # fail closed, and say it is the server's side, not the prompt
+        raise APIError(503, f"moderation is unavailable, so no video can be queued: {e}",
+                       type="server_error", code="moderation_unavailable") from None
 
 
 def create_app(cfg: ServeConfig, store: JobStore | None = None, caps: Capabilities | None = None) -> FastAPI:
