@@ -68,44 +68,62 @@ def resolve_model(model: str | None, tmp: Path, preset: str) -> tuple[Path, str]
                   "(same architecture and size)")
 
 
-def one_generation(pipe, prompt: str, r: dict, seed: int, out: Path, sign: bool) -> dict:
-    """Run every stage once; returns seconds per stage."""
+class _Stopwatch:
+    """Wall and CPU (this process, all threads) seconds per named stage."""
+
+    def __init__(self):
+        self.wall: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}
+        self._t = (time.perf_counter(), time.process_time())
+
+    def lap(self, name: str) -> None:
+        now = (time.perf_counter(), time.process_time())
+        self.wall[name] = self.wall.get(name, 0.0) + now[0] - self._t[0]
+        self.cpu[name] = self.cpu.get(name, 0.0) + now[1] - self._t[1]
+        self._t = now
+
+    def skip(self) -> None:
+        self._t = (time.perf_counter(), time.process_time())
+
+
+def one_generation(pipe, prompt: str, r: dict, seed: int, out: Path, sign: bool) -> tuple[dict, dict]:
+    """Run every stage once; returns (wall seconds, CPU seconds) per stage."""
     import torch
 
     from tenku import media
 
-    times: dict[str, float] = {}
     gen, _ = pipe.make_generator(seed, None)
     shape = (1, *pipe.latent_shape(r["num_frames"], r["height"], r["width"]))
     noise = torch.randn(shape, generator=gen, dtype=torch.float32)
-    t0 = time.perf_counter()
+    sw = _Stopwatch()
     cond, uncond = pipe.encode_prompt(prompt, None, float(r["guidance"]))
-    t1 = time.perf_counter()
+    sw.lap("text")
     z = pipe._generate(cond, uncond, noise, r["num_steps"], float(r["guidance"]), r["sampler"], progress=False)
-    t2 = time.perf_counter()
+    sw.lap("denoise")
     frames = pipe.decode(z)
-    t3 = time.perf_counter()
-    times.update(text=t1 - t0, denoise=t2 - t1, decode=t3 - t2)
+    sw.lap("decode")
     meta = pipe.metadata(prompt, None, seed, r)
     if sign:
         from tenku.safety import outputs as safety
 
-        t4 = time.perf_counter()
+        sw.skip()
         frames, mark = safety.prepare_frames(frames, meta)
-        t5 = time.perf_counter()
+        sw.lap("mark")
         unsigned = out.with_name(f".{out.stem}.unsigned{out.suffix}")
         media.write_video(unsigned, frames, fps=r["fps"])
-        t6 = time.perf_counter()
+        sw.lap("encode")
         safety.sign_output(unsigned, meta, mark, dest=out)
-        t7 = time.perf_counter()
+        sw.lap("sign")
         unsigned.unlink(missing_ok=True)
-        times.update(mark=t5 - t4, encode=t6 - t5, sign=t7 - t6)
     else:
-        t5 = time.perf_counter()
+        sw.skip()
         media.write_video(out, frames, fps=r["fps"])
-        times.update(mark=0.0, encode=time.perf_counter() - t5, sign=0.0)
-    times["total"] = sum(times[s] for s in STAGES)
-    return times
+        sw.lap("encode")
+        sw.wall.update(mark=0.0, sign=0.0)
+        sw.cpu.update(mark=0.0, sign=0.0)
+    for d in (sw.wall, sw.cpu):
+        d["total"] = sum(d[s] for s in STAGES)
+    return sw.wall, sw.cpu
 
 
 def stage_run(model: Path, seconds: float, args) -> dict:
@@ -125,19 +143,22 @@ def stage_run(model: Path, seconds: float, args) -> dict:
             from tenku.safety import outputs  # noqa: F401
         except ImportError:
             sign = False
-    runs = []
+    runs, cpu_runs = [], []
     with tempfile.TemporaryDirectory() as d:
         with torch.no_grad():
             for i in range(args.warmup + args.repeats):
-                t = one_generation(pipe, args.prompt, r, args.seed + i, Path(d) / f"clip{i}.mp4", sign)
+                wall, cpu = one_generation(pipe, args.prompt, r, args.seed + i, Path(d) / f"clip{i}.mp4", sign)
                 if i >= args.warmup:
-                    runs.append(t)
+                    runs.append(wall)
+                    cpu_runs.append(cpu)
     stages = {s: summary([run[s] for run in runs]) for s in (*STAGES, "total")}
+    cpu_stages = {s: summary([run[s] for run in cpu_runs]) for s in (*STAGES, "total")}
     return {"seconds": seconds, "num_frames": r["num_frames"], "fps": r["fps"], "size": [r["width"], r["height"]],
             "steps": r["num_steps"], "guidance": r["guidance"], "sampler": r["sampler"],
             "tokens": pipe.num_tokens(pipe.latent_shape(r["num_frames"], r["height"], r["width"])),
-            "load_s": load, "signed": sign, "stages": stages,
+            "load_s": load, "signed": sign, "stages": stages, "cpu_stages": cpu_stages,
             "realtime_factor": (r["num_frames"] / r["fps"]) / stages["total"]["median"],
+            "realtime_factor_cpu": (r["num_frames"] / r["fps"]) / cpu_stages["total"]["median"],
             "peak_rss_mb": peak_rss_mb()}
 
 
