@@ -2,7 +2,7 @@
 
     python benchmarks/memory_vs_length.py                       # 4, 16 and 60 s
     python benchmarks/memory_vs_length.py --preset world-tiny   # random weights, the default model's size
-    python benchmarks/memory_vs_length.py --model PATH --seconds 4 60 --steps 8
+    python benchmarks/memory_vs_length.py --model PATH --seconds 4 60 --steps 8 --size 256x256
 
 Each length runs `tenku generate PROMPT --seconds S -o out.mp4` in its own child process (the real
 command: windows, VAE decode in chunks, watermark, streaming H.264 encode, C2PA signing); its peak RSS
@@ -64,10 +64,12 @@ def choose_model(args, tmp: Path) -> tuple[Path, str]:
     return make_tiny_pipeline(tmp / "tiny"), "tiny test pipeline (tenku.testing.make_tiny_pipeline)"
 
 
-def run_one(model: Path, seconds: float, steps: int, out: Path, prompt: str) -> dict:
+def run_one(model: Path, seconds: float, steps: int, out: Path, prompt: str, size: str | None = None) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TENKU_NO_PROGRESS": "1"}
     cmd = [sys.executable, "-m", "tenku", "generate", prompt, "--seconds", str(seconds), "-o", str(out),
            "--model", str(model), "--steps", str(steps), "--seed", "0", "--no-progress"]
+    if size:
+        cmd += ["--size", size]
     t0 = time.perf_counter()
     p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     _, status, usage = os.wait4(p.pid, 0)
@@ -91,18 +93,19 @@ def main() -> None:
     p.add_argument("--preset", choices=["world-tiny"], help="random weights of a preset instead of a model folder")
     p.add_argument("--steps", type=int, default=4, help="sampling steps (memory does not depend on them)")
     p.add_argument("--prompt", default="a red ball bouncing off the walls")
+    p.add_argument("--size", metavar="WxH", help="frame size (default: the model's)")
     p.add_argument("--json", metavar="PATH")
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         model, which = choose_model(args, tmp)
-        rows = [run_one(model, s, args.steps, tmp / f"{s:g}s.mp4", args.prompt) for s in args.seconds]
+        rows = [run_one(model, s, args.steps, tmp / f"{s:g}s.mp4", args.prompt, args.size) for s in args.seconds]
     base = rows[0]["peak_rss_mib"]
     for r in rows:
         r["ratio_to_first"] = round(r["peak_rss_mib"] / base, 3)
-    result = {"model": which, "steps": args.steps, "rows": rows, "machine": machine_info(),
+    result = {"model": which, "steps": args.steps, "size": args.size, "rows": rows, "machine": machine_info(),
               "load_average_after": load_average()}
-    print(f"model: {which}; steps {args.steps}")
+    print(f"model: {which}; steps {args.steps}; size {args.size or 'the model default'}")
     print("| seconds | frames | peak RSS (MiB) | vs first | wall (s) | CPU (s) |")
     print("| --- | --- | --- | --- | --- | --- |")
     for r in rows:
