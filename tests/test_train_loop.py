@@ -265,3 +265,23 @@ def test_dit_on_clips_needs_a_vae(shards, tmp_path):
 
     with pytest.raises(TenkuError, match="--vae"):
         train("dit", cfg_for("dit"), shards, tmp_path / "run", progress=False, finish=False)
+
+
+def test_init_from_another_run_starts_fresh_from_its_weights(shards, tmp_path):
+    from tenku.train.checkpoint import load_checkpoint
+    from tenku.train.loop import train
+
+    cfg = cfg_for("vae", steps=2, batch_size=2)
+    first = train("vae", cfg, shards, tmp_path / "a", progress=False, finish=False)
+    b = train("vae", cfg.replace(lr=5e-4), shards, tmp_path / "b", init=tmp_path / "a", stop_at=1,
+              progress=False, finish=False)
+    assert b["step"] == 1
+    assert json.loads((tmp_path / "b" / "init.json").read_text())["step"] == 2
+    a_state, b_state = load_checkpoint(first["checkpoint"]), load_checkpoint(b["checkpoint"])
+    # one step away from the first run's EMA weights: close to them, far from a fresh start
+    k = "vae.encoder.conv_in.conv.weight" if "vae.encoder.conv_in.conv.weight" in a_state["model"] else \
+        next(iter(a_state["model"]))
+    diff = (b_state["model"][k] - a_state["ema"]["shadow"][k]).abs().max()
+    assert diff < 0.05
+    with pytest.raises(TenkuError, match="no checkpoint"):
+        train("vae", cfg, shards, tmp_path / "c", init=tmp_path / "empty", progress=False, finish=False)

@@ -33,6 +33,9 @@ def register(subparsers) -> None:
                        help="override a TrainConfig field (e.g. ckpt_every=50) or a model field "
                             "(e.g. dit.depth=4); repeatable")
         q.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
+        q.add_argument("--init", default=None, metavar="CKPT",
+                       help="start from the (EMA) weights of a run folder's latest checkpoint or a checkpoint "
+                            "file, with a fresh optimizer and schedule")
         q.add_argument("--stop-at", type=int, default=None, metavar="STEP",
                        help="stop after this step (checkpointed) as if interrupted; continue with --resume")
         q.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
@@ -61,7 +64,7 @@ def run_train(args: argparse.Namespace) -> int:
                          overrides={"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr,
                                     "grad_accum": args.grad_accum}, sets=args.set)
     summary = train(args.kind, cfg, args.data, args.out, resume=args.resume, vae_path=getattr(args, "vae", None),
-                    stop_at=args.stop_at, device=args.device, progress=not args.no_progress)
+                    stop_at=args.stop_at, device=args.device, progress=not args.no_progress, init=args.init)
     if summary.get("checkpoint") is not None:
         print(json.dumps(summary, default=str))
     return 0

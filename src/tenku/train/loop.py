@@ -10,6 +10,7 @@ batch order and random streams, so an interrupted run ends with the same weights
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from pathlib import Path
@@ -114,7 +115,7 @@ def _norm(v):
 
 def train(kind: str, cfg: TrainConfig, data: str | Path, out: str | Path, resume: bool = False,
           vae_path: str | Path | None = None, stop_at: int | None = None, device: str | None = None,
-          progress: bool = True, finish: bool = True) -> dict:
+          progress: bool = True, finish: bool = True, init: str | Path | None = None) -> dict:
     """Run (or resume) a training run. Returns a summary dict (step, losses, skipped samples, paths).
 
     ``stop_at``: stop after this step (checkpointing it) as if interrupted; a later ``resume=True``
@@ -122,12 +123,12 @@ def train(kind: str, cfg: TrainConfig, data: str | Path, out: str | Path, resume
     out = Path(out)
     info = init_distributed(device)
     try:
-        return _train(kind, cfg, data, out, resume, vae_path, stop_at, info, progress, finish)
+        return _train(kind, cfg, data, out, resume, vae_path, stop_at, info, progress, finish, init)
     finally:
         shutdown(info)
 
 
-def _train(kind, cfg, data, out, resume, vae_path, stop_at, info: DistInfo, progress, finish) -> dict:
+def _train(kind, cfg, data, out, resume, vae_path, stop_at, info: DistInfo, progress, finish, init) -> dict:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     check_divisible(cfg.batch_size, cfg.grad_accum, info.world_size)
@@ -149,6 +150,21 @@ def _train(kind, cfg, data, out, resume, vae_path, stop_at, info: DistInfo, prog
     sampler = BucketBatchSampler(source.keys, cfg.batch_size, seed=cfg.seed)
     monitor = Monitor(out, cfg.steps, state["step"] if state else 0, enabled=info.is_main, progress=progress)
     loader = SafeLoader(source, sampler.bucket_of, log=monitor.message)
+    if init is not None and state is None:
+        src = Path(init)
+        src = src if src.is_file() else ckpt.latest_checkpoint(src)
+        if src is None:
+            raise TenkuError(f"--init {init}: no checkpoint there (a step-NNNNNNN.pt file or a run folder)")
+        init_state = ckpt.load_checkpoint(src)
+        if init_state["kind"] != kind:
+            raise TenkuError(f"--init {init} is a {init_state['kind']} checkpoint, this is a {kind} run")
+        try:
+            raw.load_state_dict({**init_state["model"], **init_state["ema"]["shadow"]})
+        except RuntimeError as e:
+            raise TenkuError(f"--init {init}: the weights do not fit this model ({e}); use the same model config") from None
+        if info.is_main:
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "init.json").write_text(json.dumps({"init": str(src.resolve()), "step": init_state["step"]}) + "\n")
     model = wrap_model(raw, info, cfg.parallel)
     optimizer = make_optimizer(raw, cfg)
     ema = EMA(raw, cfg.ema_decay)
