@@ -162,6 +162,37 @@ def stage_run(model: Path, seconds: float, args) -> dict:
             "peak_rss_mb": peak_rss_mb()}
 
 
+def text_cache_ablation(model: Path, seconds: float, args) -> dict:
+    """Denoising time with the DiT's text context computed once per generation (the default) vs every
+    step (``pipe.cache_text = False``), interleaved in this process; also checks both give equal latents."""
+    import torch
+
+    from common import time_interleaved
+    from tenku.pipeline import TenkuPipeline
+
+    pipe = TenkuPipeline.from_pretrained(model)
+    fps = args.fps or pipe.sample_config.fps
+    r = pipe.resolve(num_frames=pipe.nearest_num_frames(seconds * fps), fps=fps, num_steps=args.steps,
+                     guidance=args.guidance, sampler=None, height=None, width=None)
+    shape = (1, *pipe.latent_shape(r["num_frames"], r["height"], r["width"]))
+    noise = torch.randn(shape, generator=torch.Generator().manual_seed(args.seed))
+    cond, uncond = pipe.encode_prompt(args.prompt, None, float(r["guidance"]))
+    outs = {}
+
+    def denoise(flag: bool):
+        def run():
+            pipe.cache_text = flag
+            outs[flag] = pipe._generate(cond, uncond, noise, r["num_steps"], float(r["guidance"]), r["sampler"],
+                                        progress=False)
+        return run
+
+    with torch.no_grad():
+        res = time_interleaved({"cached": denoise(True), "per_step": denoise(False)}, args.repeats, args.warmup)
+    return {"text_tokens": int(cond[1].sum()), "steps": r["num_steps"], "denoise": res,
+            "speedup": {k: res["per_step"][k]["median"] / res["cached"][k]["median"] for k in ("wall", "cpu")},
+            "max_abs_diff": float((outs[True] - outs[False]).abs().max())}
+
+
 def cli_run(model: Path, seconds: float, args) -> dict:
     """Wall time of the whole `tenku generate` command (fresh process)."""
     with tempfile.TemporaryDirectory() as d:
@@ -186,7 +217,9 @@ def run(args) -> dict:
         model, which = resolve_model(args.model, Path(tmp), args.preset)
         result = {"benchmark": "generate_e2e", "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
                   "machine": machine_info(), "model": which, "prompt": args.prompt}
-        if len(args.seconds) == 1:
+        if args.text_cache_ablation:
+            result["text_cache_ablation"] = text_cache_ablation(model, args.seconds[0], args)
+        elif len(args.seconds) == 1:
             result["run"] = stage_run(model, args.seconds[0], args)
             if not args.no_cli:
                 result["cli"] = cli_run(model, args.seconds[0], args)
@@ -221,6 +254,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--guidance", type=float, default=None)
     p.add_argument("--prompt", default="a red ball rolls to the right")
     p.add_argument("--no-sign", action="store_true", help="skip the watermark and C2PA steps")
+    p.add_argument("--text-cache-ablation", action="store_true",
+                   help="instead: time denoising with the text context cached vs recomputed every step")
     p.add_argument("--no-cli", action="store_true", help="skip the `tenku generate` child-process timing")
     args = p.parse_args(argv)
     result = run(args)

@@ -92,6 +92,10 @@ def test_generate_e2e_tiny(tmp_path):
     total = run["stages"]["total"]["median"]
     parts = sum(run["stages"][s]["median"] for s in bench.STAGES)
     assert abs(total - parts) < 1e-9 and run["realtime_factor"] > 0
+    r = bench.main(["--model", str(model), "--seconds", "1", "--repeats", "1", "--warmup", "0", "--threads", "1",
+                    "--text-cache-ablation"])
+    ab = r["text_cache_ablation"]
+    assert ab["max_abs_diff"] == 0.0 and ab["speedup"]["wall"] > 0 and ab["text_tokens"] > 0
 
 
 def test_generate_e2e_cli_reports_failure(tmp_path):
