@@ -10,7 +10,7 @@ direction, speed), physics by extension (position/velocity error over the parser
 acceleration for throws, momentum/energy for collisions), object permanence and video quality.
 Writes report.json, report.md, contact_sheet.png and trajectories.png into --out.
 
-suites: smoke (5 clips, for tests), default (about 60 clips), full (5x default)
+suites: smoke (5 clips, for tests), default (44 clips), full (5x default)
 
 examples:
   tenku eval --out eval-default                      # the shipped default model, default suite
