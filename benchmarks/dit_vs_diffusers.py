@@ -153,9 +153,25 @@ def run(args) -> dict:
         res = time_interleaved(steps, args.repeats, args.warmup)
         result["infer"] = res
         result["infer_speedup"] = _ratios(res)
+    if args.profile:
+        result["profile_train"] = {k: top_ops(train_step_fn(fwds[k], models[k], x, target, t, text, mask))
+                                   for k in fwds}
     result["load_average_after"] = machine_info()["load_average"]
     torch.set_grad_enabled(True)
     return result
+
+
+def top_ops(step, n: int = 8) -> list[list]:
+    """[op, share of self CPU time in %] for the ``n`` costliest operators of two training steps."""
+    from torch.profiler import ProfilerActivity, profile
+
+    step()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        step()
+        step()
+    ev = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+    total = sum(e.self_cpu_time_total for e in ev) or 1
+    return [[e.key, round(100 * e.self_cpu_time_total / total, 1)] for e in ev[:n]]
 
 
 def _ratios(res: dict) -> dict:
@@ -178,6 +194,7 @@ def main(argv: list[str] | None = None) -> dict:
                    "(default: %(default)s = 320 tokens)")
     p.add_argument("--mode", choices=("train", "infer", "both"), default="both")
     p.add_argument("--compile", action="store_true", help="also time tenku under torch.compile")
+    p.add_argument("--profile", action="store_true", help="also list each side's costliest operators (training)")
     args = p.parse_args(argv)
     result = run(args)
     emit(result, args.json)

@@ -50,12 +50,14 @@ def test_dit_vs_diffusers_tiny(tmp_path):
     out = tmp_path / "dit.json"
     r = bench.main(["--width", "32", "--depth", "1", "--heads", "2", "--text-dim", "32", "--text-len", "4",
                     "--batch", "2", "--latent", "4x2x4x4", "--repeats", "1", "--warmup", "0", "--threads", "1",
-                    "--json", str(out)])
+                    "--profile", "--json", str(out)])
     assert json.loads(out.read_text())["config"]["tokens_per_sample"] == 8
     for mode in ("train", "infer"):
         for side in ("tenku", "diffusers"):
             _positive_summary(r[mode][side]["wall"])
     assert r["train"]["tenku"]["tokens_per_s"] > 0
+    prof = r["profile_train"]["tenku"]
+    assert prof and all(isinstance(op, str) and 0 <= share <= 100 for op, share in prof)
     assert r["train_speedup"]["tenku_vs_diffusers"]["wall"] > 0
     assert r["params"]["tenku"] > 0 and r["params"]["diffusers"] > 0
     # at the benchmark's default size the two models are of equal size: parameters within 10%
