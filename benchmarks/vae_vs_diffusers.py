@@ -16,6 +16,7 @@ model (VmHWM after clearing it), so one side's freed-but-kept heap cannot hide t
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -144,7 +145,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--size", type=int, default=64, help="square frame size, multiple of 8 (default: %(default)s)")
     p.add_argument("--channels-last", action="store_true", help="also time tenku in channels_last_3d")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory child processes")
-    p.add_argument("--memory-child", metavar="SIDE", help=argparse_hidden())
+    p.add_argument("--memory-child", metavar="SIDE", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.memory_child:
         print(json.dumps(memory_child(args.memory_child, args.base, args.frames, args.size, args.threads, args.seed)))
@@ -152,12 +153,6 @@ def main(argv: list[str] | None = None) -> dict:
     result = run(args)
     emit(result, args.json)
     return result
-
-
-def argparse_hidden() -> str:
-    import argparse
-
-    return argparse.SUPPRESS
 
 
 if __name__ == "__main__":

@@ -17,7 +17,8 @@ from tenku.testing import TINY_DIT, make_tiny_models, make_tiny_pipeline
 
 def _inputs(text_encoder):
     g = torch.Generator().manual_seed(0)
-    x = [torch.randn(4, 3, 4, 4, generator=g), torch.randn(4, 5, 2, 4, generator=g), torch.randn(4, 3, 4, 4, generator=g)]
+    shapes = [(4, 3, 4, 4), (4, 5, 2, 4), (4, 3, 4, 4)]  # two sizes: two attention groups
+    x = [torch.randn(*s, generator=g) for s in shapes]
     t = torch.tensor([0.9, 0.4, 0.1])
     emb, mask = text_encoder.encode(["a red ball rolls right", "", "a blue square falls quickly"])
     clean = [None, torch.tensor([True, True, False, False, False]), None]
