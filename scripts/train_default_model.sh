@@ -16,7 +16,7 @@ RUN=${1:-runs/world-tiny}
 NPROC=${NPROC:-2}
 THREADS=${THREADS:-1}
 CLIPS=${CLIPS:-4000}
-VAE_STOP=${VAE_STOP:-1200}
+VAE_STOP=${VAE_STOP:-500}
 LATENT_CLIPS=${LATENT_CLIPS:-4000}
 DIT_STOP=${DIT_STOP:-1200}
 ASSET=${ASSET:-src/tenku/assets/tenku-world-tiny}
@@ -30,16 +30,23 @@ echo "== 1/6 world clips: $CLIPS train + 200 held-out (test_id)"
 tenku world make --out "$RUN/world" --clips "$CLIPS" --workers "$NPROC" --no-progress
 tenku world make --out "$RUN/world_test_id" --clips 200 --split test_id --workers "$NPROC" --no-progress
 
-echo "== 2/6 VAE (4x8x8, 16 channels) to step $VAE_STOP"
+echo "== 2/6 VAE (4x8x8, 16 channels): three phases"
+# phase 1: the preset's schedule (1200 steps planned), stopped at step $VAE_STOP
 "${TRAIN[@]}" vae --data "$RUN/world" --out "$RUN/vae" --preset world-tiny --resume "${DEV[@]}" \
     --set eval_data="$RUN/world_test_id" --stop-at "$VAE_STOP" --no-progress
-# export the EMA weights (latent scale measured on training clips) and the held-out PSNR at that step
 tenku train vae --data "$RUN/world" --out "$RUN/vae" --preset world-tiny --resume "${DEV[@]}" \
     --set eval_data="$RUN/world_test_id" --steps "$VAE_STOP" --no-progress
+# phase 2: from phase 1's EMA weights, a higher learning rate
+"${TRAIN[@]}" vae --data "$RUN/world" --out "$RUN/vae2" --preset world-tiny --init "$RUN/vae" --resume "${DEV[@]}" \
+    --lr 2e-3 --steps 300 --set warmup_steps=20 --set ckpt_every=25 --set eval_data="$RUN/world_test_id" --no-progress
+# phase 3: the decoder learns to decode the posterior mean (what encode() returns and the DiT models)
+"${TRAIN[@]}" vae --data "$RUN/world" --out "$RUN/vae3" --preset world-tiny --init "$RUN/vae2" --resume "${DEV[@]}" \
+    --lr 1e-3 --steps 200 --set warmup_steps=10 --set ckpt_every=25 --set posterior_noise=0 \
+    --set eval_data="$RUN/world_test_id" --no-progress
 
 echo "== 3/6 latent cache ($LATENT_CLIPS clips, $NPROC processes)"
 for ((i = 0; i < NPROC; i++)); do
-    tenku data cache-latents --vae "$RUN/vae/export/vae" --data "$RUN/world" --out "$RUN/latents" \
+    tenku data cache-latents --vae "$RUN/vae3/export/vae" --data "$RUN/world" --out "$RUN/latents" \
         --limit "$LATENT_CLIPS" --shard "$i/$NPROC" --no-progress &
 done
 wait

@@ -44,7 +44,8 @@ def ema_copy(kind: str, mc: dict, cfg, ema_state: dict[str, torch.Tensor]) -> to
     from tenku.train.objectives import DiTObjective, VAEObjective
 
     if kind == "vae":
-        m = VAEObjective(CausalVAE(mc["vae"]), cfg.l1_weight, cfg.l2_weight, cfg.edge_weight, cfg.kl_weight)
+        m = VAEObjective(CausalVAE(mc["vae"]), cfg.l1_weight, cfg.l2_weight, cfg.edge_weight, cfg.kl_weight,
+                          cfg.posterior_noise)
     else:
         from tenku.models.dit import DiT
         from tenku.models.text import ByteTextEncoder

@@ -72,7 +72,8 @@ def build(kind: str, cfg: TrainConfig, info: DistInfo, vae_path: str | Path | No
     torch.manual_seed(cfg.seed)  # the same initial weights in every process
     if kind == "vae":
         vae = CausalVAE(mc["vae"])
-        return VAEObjective(vae, cfg.l1_weight, cfg.l2_weight, cfg.edge_weight, cfg.kl_weight), None, mc
+        return VAEObjective(vae, cfg.l1_weight, cfg.l2_weight, cfg.edge_weight, cfg.kl_weight,
+                          cfg.posterior_noise), None, mc
     from tenku.models.dit import DiT
     from tenku.models.text import ByteTextEncoder
 

@@ -20,10 +20,11 @@ COND_TASKS = ("image_to_video", "extend_forward", "extend_backward", "connect")
 
 
 class VAEObjective(nn.Module):
-    def __init__(self, vae: nn.Module, l1: float, l2: float, edge: float, kl: float):
+    def __init__(self, vae: nn.Module, l1: float, l2: float, edge: float, kl: float, posterior_noise: float = 1.0):
         super().__init__()
         self.vae = vae
         self.w_l1, self.w_l2, self.w_edge, self.w_kl = l1, l2, edge, kl
+        self.posterior_noise = posterior_noise
 
     def forward(self, video: torch.Tensor, gens: list[torch.Generator]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         # video: (B, 3, T, H, W) in [-1, 1]; gens: one generator per sample (posterior noise)
@@ -31,7 +32,8 @@ class VAEObjective(nn.Module):
         mean, logvar = self.vae.encoder(video).chunk(2, dim=1)  # each (B, C, t, h, w)
         logvar = logvar.clamp(-30.0, 20.0)
         noise = torch.stack([torch.randn(mean.shape[1:], generator=g) for g in gens]).to(mean)
-        recon = self.vae.decoder(mean + torch.exp(0.5 * logvar) * noise).float()  # (B, 3, T, H, W)
+        z = mean + self.posterior_noise * torch.exp(0.5 * logvar) * noise  # (B, C, t, h, w)
+        recon = self.vae.decoder(z).float()  # (B, 3, T, H, W)
         dims = tuple(range(1, video.ndim))
         l1 = (recon - video).abs().mean(dims)  # (B,)
         l2 = (recon - video).pow(2).mean(dims)  # (B,)

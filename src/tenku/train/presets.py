@@ -54,6 +54,7 @@ class TrainConfig(ConfigBase):
     flip: bool = True  # random horizontal flip (VAE only: DiT captions name directions)
     # VAE objective
     kl_weight: float = 1e-6
+    posterior_noise: float = 1.0  # scale of the posterior sample the decoder sees (0: decode the mean)
     l2_weight: float = 1.0
     l1_weight: float = 1.0
     edge_weight: float = 0.5
