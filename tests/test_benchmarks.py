@@ -56,6 +56,7 @@ def test_dit_vs_diffusers_tiny(tmp_path):
         for side in ("tenku", "diffusers"):
             _positive_summary(r[mode][side]["wall"])
     assert r["train"]["tenku"]["tokens_per_s"] > 0
+    _positive_summary(r["infer"]["tenku_text_cached"]["wall"])  # the pipeline's way: text context reused
     prof = r["profile_train"]["tenku"]
     assert prof and all(isinstance(op, str) and 0 <= share <= 100 for op, share in prof)
     assert r["train_speedup"]["tenku_vs_diffusers"]["wall"] > 0
