@@ -16,8 +16,8 @@ def model(tmp_path_factory):
     return make_tiny_pipeline(tmp_path_factory.mktemp("m") / "tiny")
 
 
-def tenku(*args, cwd):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "TENKU_NO_PROGRESS": "1"}
+def tenku(*args, cwd, **extra_env):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TENKU_NO_PROGRESS": "1", **extra_env}
     return subprocess.run([sys.executable, "-m", "tenku", *args], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=120)
 
@@ -45,17 +45,29 @@ def test_seconds_round_to_valid_frames_and_default_name(model, tmp_path):
         assert sum(1 for _ in c.decode(video=0)) == 17  # 2 s x 8 fps = 16 -> nearest 1 + 4k = 17
 
 
+def _psnr(a, b):
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+
+
 def test_png_output_is_one_frame_reproducible_across_processes(model, tmp_path):
-    r = tenku("generate", "a green triangle", "-o", "a.png", "--seed", "11", "--model", str(model), cwd=tmp_path)
-    assert r.returncode == 0, r.stderr
     from tenku.media import read_image
     from tenku.pipeline import TenkuPipeline
 
-    img = read_image(tmp_path / "a.png")
     ref = TenkuPipeline.from_pretrained(model)("a green triangle", seed=11, num_frames=1).frames[0]
-    assert img.shape == (32, 32, 3) and np.array_equal(img, ref)
     other = TenkuPipeline.from_pretrained(model)("a green triangle", seed=12, num_frames=1).frames[0]
-    assert not np.array_equal(img, other)
+    # unmarked output (TENKU_PROVENANCE=0): bit-exact across processes
+    r = tenku("generate", "a green triangle", "-o", "raw.png", "--seed", "11", "--model", str(model), cwd=tmp_path,
+              TENKU_PROVENANCE="0")
+    assert r.returncode == 0, r.stderr
+    raw = read_image(tmp_path / "raw.png")
+    assert raw.shape == (32, 32, 3) and np.array_equal(raw, ref)
+    assert not np.array_equal(raw, other)
+    # the normal output carries the invisible watermark: the same image up to the mark's small amplitude
+    r = tenku("generate", "a green triangle", "-o", "a.png", "--seed", "11", "--model", str(model), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    img = read_image(tmp_path / "a.png")
+    assert _psnr(img, ref) >= 35 and _psnr(img, ref) > _psnr(other, ref) + 15
 
 
 def test_bad_size_in_a_real_process_is_a_clear_error_without_a_file(model, tmp_path):

@@ -48,6 +48,14 @@ def _check_frame(frame: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(frame)
 
 
+def check_video(frames: np.ndarray) -> np.ndarray:
+    """Raise MediaError unless ``frames`` is a (T, H, W, 3) uint8 RGB array with T >= 1."""
+    if not isinstance(frames, np.ndarray) or frames.ndim != 4 or len(frames) == 0:
+        raise MediaError(f"expected frames of shape (T, H, W, 3) with T >= 1, got {getattr(frames, 'shape', type(frames))}")
+    _check_frame(frames[0])
+    return frames
+
+
 class VideoWriter:
     """Streaming H.264 writer: ``with VideoWriter(path, fps) as w: w.write(frame)``.
 

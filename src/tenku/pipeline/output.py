@@ -45,7 +45,7 @@ def save_output(output: PipelineOutput, path: str | Path, include_prompt: bool =
     from tenku.safety import outputs as safety
 
     path = check_output_path(path)
-    frames = output.frames
+    frames = media.check_video(output.frames)
     if not safety.provenance_enabled():
         if path.suffix.lower() == ".png":
             return media.write_png(path, frames[0])
