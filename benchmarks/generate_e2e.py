@@ -1,7 +1,7 @@
 """End-to-end generation time by stage: what `tenku generate` spends on a clip, and peak memory.
 
     python benchmarks/generate_e2e.py --seconds 4 --repeats 3
-    python benchmarks/generate_e2e.py --model PATH --seconds 4 16 60 --repeats 1
+    python benchmarks/generate_e2e.py --model PATH --seconds 8 --no-sign --text-cache-ablation
 
 Stages, as `tenku generate` runs them (tenku.pipeline.TenkuPipeline and tenku.pipeline.output.save_output):
 ``load`` (pipeline folder), ``text`` (text encoder, once per generation), ``denoise`` (all sampler
@@ -11,13 +11,12 @@ the whole `tenku generate` command in a child process (Python start-up and impor
 
 Model: ``--model`` if given, else the shipped default (src/tenku/assets/tenku-world-tiny) when it
 exists, else a randomly initialised pipeline of the same size (the "world-tiny" preset: the default
-model's architecture), written to a temporary folder; the output says which. ``--seconds`` with several
-values also records peak resident memory per length, each in a fresh child process.
+model's architecture), written to a temporary folder; the output says which. The run also reports
+this process's peak resident memory.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -218,27 +217,11 @@ def run(args) -> dict:
         result = {"benchmark": "generate_e2e", "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
                   "machine": machine_info(), "model": which, "prompt": args.prompt}
         if args.text_cache_ablation:
-            result["text_cache_ablation"] = text_cache_ablation(model, args.seconds[0], args)
-        elif len(args.seconds) == 1:
-            result["run"] = stage_run(model, args.seconds[0], args)
+            result["text_cache_ablation"] = text_cache_ablation(model, args.seconds, args)
+        else:
+            result["run"] = stage_run(model, args.seconds, args)
             if not args.no_cli:
-                result["cli"] = cli_run(model, args.seconds[0], args)
-        else:  # memory vs length: one fresh child per length
-            rows = []
-            for s in args.seconds:
-                cmd = [sys.executable, str(Path(__file__).resolve()), "--model", str(model), "--seconds", str(s),
-                       "--repeats", "1", "--warmup", "0", "--no-cli", "--prompt", args.prompt]
-                for flag, v in (("--threads", args.threads), ("--steps", args.steps), ("--fps", args.fps)):
-                    if v:
-                        cmd += [flag, str(v)]
-                if args.no_sign:
-                    cmd.append("--no-sign")
-                out = subprocess.run(cmd, capture_output=True, text=True, check=True)
-                child = json.loads(out.stdout)["run"]
-                rows.append({k: child[k] for k in ("seconds", "num_frames", "tokens", "peak_rss_mb")}
-                            | {"total_s": child["stages"]["total"]["median"]})
-            result["memory_vs_length"] = rows
-            result["peak_ratio_longest_vs_shortest"] = rows[-1]["peak_rss_mb"] / rows[0]["peak_rss_mb"]
+                result["cli"] = cli_run(model, args.seconds, args)
         result["load_average_after"] = machine_info()["load_average"]
     return result
 
@@ -248,7 +231,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.set_defaults(repeats=3)
     p.add_argument("--model", help="pipeline folder (default: the shipped model, else a random world-tiny one)")
     p.add_argument("--preset", default="world-tiny", help="architecture of the random stand-in (default: %(default)s)")
-    p.add_argument("--seconds", type=float, nargs="+", default=[4.0], help="clip length(s) (default: 4)")
+    p.add_argument("--seconds", type=float, default=4.0, help="clip length (default: %(default)s)")
     p.add_argument("--fps", type=float, default=None)
     p.add_argument("--steps", type=int, default=None, help="sampling steps (default: the model's)")
     p.add_argument("--guidance", type=float, default=None)
