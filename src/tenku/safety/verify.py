@@ -75,7 +75,8 @@ def format_report(report: dict) -> str:
         lines.append(f"  watermark: present, payload {w['payload']} (z {w['z']}, p {w['p_value']:.1e}, "
                      f"scale {w['scale']})")
     else:
-        lines.append(f"  watermark: not found (best z {w.get('z', 'n/a')}, threshold 7.0)")
+        lines.append(f"  watermark: not found (best z {w.get('z', 'n/a')}, p {w.get('p_value', 1.0):.1e}; "
+                     "a mark needs its CRC and p <= 1e-7)")
     if report.get("note"):
         lines.append(f"  note: {report['note']}")
     return "\n".join(lines)
