@@ -3,6 +3,7 @@ SELECT ... FOR UPDATE SKIP LOCKED from several processes, leases and retries. Sk
 binaries or no psycopg driver are installed."""
 
 import multiprocessing as mp
+import glob
 import os
 import shutil
 import subprocess
@@ -18,7 +19,8 @@ pytest.importorskip("psycopg")
 from tenku.serve.launch import free_port  # noqa: E402
 from tenku.serve.store import JobStore  # noqa: E402
 
-INITDB, PG_CTL = shutil.which("initdb"), shutil.which("pg_ctl")
+_PG_PATH = os.pathsep.join([os.environ.get("PATH", ""), *sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)])
+INITDB, PG_CTL = shutil.which("initdb", path=_PG_PATH), shutil.which("pg_ctl", path=_PG_PATH)
 pytestmark = pytest.mark.skipif(not (INITDB and PG_CTL), reason="PostgreSQL (initdb, pg_ctl) is not installed")
 
 
