@@ -137,6 +137,18 @@ class SampleConfig(ConfigBase):
     sampler: str = "euler"  # key of tenku.flow.samplers.SAMPLERS
 
 
+# The model configuration of the default model shipped in tenku/assets/tenku-world-tiny, as plain field
+# dicts (the training recipe in tenku.train.presets stores them in its checkpoints as they are).
+WORLD_TINY_MODEL: dict[str, dict[str, Any]] = dict(
+    vae=dict(latent_channels=16, base_channels=16, channel_mult=(1, 2, 4, 8), num_res_blocks=1,
+             spatial_factor=8, temporal_factor=4),
+    dit=dict(in_channels=16, patch_size=(1, 2, 2), hidden_size=192, depth=6, num_heads=4,
+             mlp_ratio=3.0, text_dim=128),
+    text=dict(dim=128, depth=2, num_heads=4, mlp_ratio=3.0, max_length=256),
+    flow=dict(base_shift=1.0, shift_ref_tokens=256),
+    sample=dict(num_frames=17, height=64, width=64, fps=8, num_steps=16, guidance=4.0),
+)
+
 # Named configurations: the CLI uses the keys as choices. "tiny-test" is for unit tests (runs in
 # milliseconds), "world-tiny" is the default model (trains on a CPU: 64x64x17 clips -> 5x8x8 latents
 # -> 80 tokens), "1b" is a ~1B-parameter DiT for GPU benchmarks.
@@ -149,11 +161,11 @@ PRESETS: dict[str, dict[str, ConfigBase]] = {
         "text": TextEncoderConfig(dim=32, depth=1, num_heads=2, max_length=64),
     },
     "world-tiny": {
-        "vae": VAEConfig(latent_channels=16, base_channels=16, channel_mult=(1, 2, 4), patch_size=2,
-                         spatial_factor=8, temporal_factor=4),
-        "dit": DiTConfig(in_channels=16, patch_size=(1, 2, 2), hidden_size=256, depth=6, num_heads=4,
-                         text_dim=256, shared_adaln=True),
-        "text": TextEncoderConfig(dim=256, depth=2, num_heads=4),
+        "vae": VAEConfig(**WORLD_TINY_MODEL["vae"]),
+        "dit": DiTConfig(**WORLD_TINY_MODEL["dit"]),
+        "text": TextEncoderConfig(**WORLD_TINY_MODEL["text"]),
+        "flow": FlowConfig(**WORLD_TINY_MODEL["flow"]),
+        "sample": SampleConfig(**WORLD_TINY_MODEL["sample"]),
     },
     "1b": {
         "vae": VAEConfig(latent_channels=16, base_channels=64, channel_mult=(1, 2, 4, 4), num_res_blocks=2,

@@ -12,7 +12,7 @@ import dataclasses
 import json
 from typing import Any
 
-from tenku.config import ConfigBase
+from tenku.config import WORLD_TINY_MODEL, ConfigBase
 from tenku.errors import TenkuError
 
 KINDS = ("vae", "dit")
@@ -70,15 +70,7 @@ class TrainConfig(ConfigBase):
     sample: dict = dataclasses.field(default_factory=dict)
 
 
-_WORLD_TINY = dict(
-    vae=dict(latent_channels=16, base_channels=16, channel_mult=(1, 2, 4, 8), num_res_blocks=1,
-             spatial_factor=8, temporal_factor=4),
-    dit=dict(in_channels=16, patch_size=(1, 2, 2), hidden_size=192, depth=6, num_heads=4,
-             mlp_ratio=3.0, text_dim=128),
-    text=dict(dim=128, depth=2, num_heads=4, mlp_ratio=3.0, max_length=256),
-    flow=dict(base_shift=1.0, shift_ref_tokens=256),
-    sample=dict(num_frames=17, height=64, width=64, fps=8, num_steps=16, guidance=4.0),
-)
+_WORLD_TINY = WORLD_TINY_MODEL  # one definition of the default model, in tenku.config
 
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     # tiny models for tests and smoke runs (seconds on one CPU core)
