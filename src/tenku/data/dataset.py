@@ -29,6 +29,20 @@ def frames_to_tensor(frames: np.ndarray) -> "torch.Tensor":
     return x.permute(3, 0, 1, 2).div_(127.5).sub_(1.0)
 
 
+def read_clip_frames(path: str | Path, count: int | None = None, start: int = 0) -> np.ndarray:
+    """Frames ``start .. start + count`` of a video file as (count, H, W, 3) uint8 (all frames when
+    ``count`` is None). Raises :class:`MediaError` when the file cannot be decoded or is truncated."""
+    from tenku.media import iter_frames
+
+    want = None if count is None else start + count
+    frames = list(iter_frames(path, max_frames=want))
+    if want is not None and len(frames) < want:
+        raise MediaError(f"{path} is truncated: decoded {len(frames)} frames, expected {want}")
+    if not frames:
+        raise MediaError(f"{path} holds no frames")
+    return np.stack(frames[start:])
+
+
 class ShardDataset(Dataset):
     """Map-style dataset over every complete shard of ``root`` (optionally one ``split``).
 
@@ -82,13 +96,7 @@ class ShardDataset(Dataset):
         return caps.get(level) or caps.get("long") or caps.get("medium") or caps.get("short") or ""
 
     def _load(self, rec: dict) -> np.ndarray:
-        from tenku.media import iter_frames
-
-        want = self.num_frames or int(rec.get("num_frames") or 0) or None
-        frames = list(iter_frames(rec["video"], max_frames=want))
-        if want is not None and len(frames) < want:
-            raise MediaError(f"decoded {len(frames)} frames, expected {want} (truncated file?)")
-        return np.stack(frames)
+        return read_clip_frames(rec["video"], self.num_frames or int(rec.get("num_frames") or 0) or None)
 
     def __getitem__(self, index: int) -> dict:
         n = len(self.records)

@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import torch
 
+from tenku.data.dataset import frames_to_tensor, read_clip_frames
 from tenku.data.shards import iter_records
 from tenku.errors import MediaError, TenkuError
 
@@ -70,25 +70,18 @@ class ClipSource:
 
     def load(self, i: int, gen: torch.Generator) -> dict:
         """dict(video (3,T,H,W) float in [-1,1], captions {level: text}, id)."""
-        from tenku.media import iter_frames
-
         rec = self.records[i]
         t, h, w = self.keys[i]
         full_t = usable_frames(int(rec["num_frames"]), self.tf)
         t0 = int(torch.randint(0, full_t - t + 1, (1,), generator=gen)) if self.crop_frames else 0
         try:
-            frames = [f for _, f in zip(range(t0 + t), iter_frames(rec["video"], max_frames=t0 + t))]
+            arr = read_clip_frames(rec["video"], t, start=t0)  # (T, H0, W0, 3)
         except MediaError as e:
-            raise BadSample(str(e)) from None
-        if len(frames) < t0 + t:
-            raise BadSample(f"{rec['video']} is truncated: {len(frames)} frames decoded, "
-                            f"record says {rec['num_frames']}")
-        arr = np.stack(frames[t0:t0 + t])  # (T, H0, W0, 3)
+            raise BadSample(f"{e} (record says {rec['num_frames']} frames)") from None
         H0, W0 = arr.shape[1:3]
         y0 = int(torch.randint(0, H0 - h + 1, (1,), generator=gen)) if self.crop_size else (H0 - h) // 2
         x0 = int(torch.randint(0, W0 - w + 1, (1,), generator=gen)) if self.crop_size else (W0 - w) // 2
-        arr = arr[:, y0:y0 + h, x0:x0 + w]
-        video = torch.from_numpy(np.ascontiguousarray(arr)).permute(3, 0, 1, 2).float() / 127.5 - 1.0
+        video = frames_to_tensor(arr[:, y0:y0 + h, x0:x0 + w])
         if self.flip and bool(torch.rand((), generator=gen) < 0.5):
             video = video.flip(-1)
         return {"video": video, "captions": dict(rec.get("captions") or {}), "id": self.sample_id(i)}
