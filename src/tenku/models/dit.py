@@ -20,7 +20,7 @@ from torch.utils.checkpoint import checkpoint
 
 from tenku.config import DiTConfig
 from tenku.errors import UnsupportedSizeError
-from tenku.models.layers import TimestepEmbedder, apply_rope, rope_axes_split, rope_freqs_3d
+from tenku.models.layers import TimestepEmbedder, apply_rope, rope_axes_split, rope_table_3d
 
 
 class Packed:
@@ -47,9 +47,17 @@ class Packed:
             self.offsets[i] = off
             off += L
         self.total = off
+        self.uniform = len(set(grids)) == 1  # one grid: one group, packed order == sample order
+        # per group, how to pick its samples' text rows: a slice when the ids are consecutive, else an index
+        self.text_rows: list[slice | torch.Tensor] = [
+            slice(ids[0], ids[0] + len(ids)) if ids == list(range(ids[0], ids[0] + len(ids)))
+            else torch.tensor(ids, device=device)
+            for _, _, ids in self.groups
+        ]
+        self._one: dict[tuple, torch.Tensor] = {}
         # modulation table row per (sample, frame): 2*i for the noisy timestep, 2*i + 1 for clean (t = 0)
         frame_rows = [2 * i + clean_frames[i].to(device=device, dtype=torch.long) for i in self.order]  # (Tp_i,)
-        if len(set(grids)) == 1:
+        if self.uniform:
             tp, hp, wp = grids[0]
             self.view: tuple[int, ...] = (len(grids), tp, hp * wp)
             self.rows = torch.stack(frame_rows)[:, :, None]  # (B, Tp, 1)
@@ -64,9 +72,12 @@ class Packed:
         1 added to the scale parts (so ``addcmul(shift, x, scale)`` is x * (1 + scale) + shift)."""
         t = table.unflatten(-1, (parts, -1))  # (2B, parts, D)
         if scale_parts:
-            one = torch.zeros(parts, 1, device=t.device, dtype=t.dtype)
-            one[list(scale_parts)] = 1.0
-            t = t + one
+            key = (parts, scale_parts, t.dtype, t.device)
+            if key not in self._one:  # made once per forward, shared by every block
+                one = torch.zeros(parts, 1, device=t.device, dtype=t.dtype)
+                one[list(scale_parts)] = 1.0
+                self._one[key] = one
+            t = t + self._one[key]
         return list(t.transpose(0, 1)[:, self.rows].unbind(0))  # each (*rows.shape, D)
 
 
@@ -118,21 +129,22 @@ class CrossAttention(nn.Module):
         return self.k_norm(k), v
 
     def forward(
-        self, x: torch.Tensor, pk: Packed, ctx: torch.Tensor, ctx_mask: torch.Tensor,
+        self, x: torch.Tensor, pk: Packed, ctx: torch.Tensor, ctx_mask: torch.Tensor | None,
         kv: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> torch.Tensor:
-        # x: (N, D) packed; ctx: (B, S, D); ctx_mask: (B, S) bool; kv: text_kv(ctx) if precomputed
+        # x: (N, D) packed; ctx: (B, S, D); ctx_mask: (B, S) bool or None (all visible); kv: text_kv(ctx) if
+        # precomputed
         n, d = x.shape
         q = self.q_norm(self.q(x).view(n, self.heads, self.head_dim))  # (N, H, hd)
         k, v = self.text_kv(ctx) if kv is None else kv  # each (B, S, H, hd)
+        # ctx_mask None: every text position is visible (no mask to apply)
         out = []
-        for start, L, ids in pk.groups:
+        for (start, L, ids), rows in zip(pk.groups, pk.text_rows):
             g = len(ids)
-            idx = torch.tensor(ids, device=x.device)
             qg = q[start : start + g * L].view(g, L, self.heads, self.head_dim).transpose(1, 2)  # (G, H, L, hd)
-            kg = k[idx].transpose(1, 2)  # (G, H, S, hd)
-            vg = v[idx].transpose(1, 2)
-            mask = ctx_mask[idx][:, None, None, :]  # (G, 1, 1, S)
+            kg = k[rows].transpose(1, 2)  # (G, H, S, hd)
+            vg = v[rows].transpose(1, 2)
+            mask = None if ctx_mask is None else ctx_mask[rows][:, None, None, :]  # (G, 1, 1, S)
             o = F.scaled_dot_product_attention(qg, kg, vg, attn_mask=mask)  # (G, H, L, hd)
             out.append(o.transpose(1, 2).reshape(g * L, d))
         return self.proj(torch.cat(out) if len(out) > 1 else out[0])  # (N, D)
@@ -166,7 +178,7 @@ class DiTBlock(nn.Module):
 
     def forward(
         self, x: torch.Tensor, cond: torch.Tensor, pk: Packed, rope: torch.Tensor, ctx: torch.Tensor,
-        ctx_mask: torch.Tensor, kv: tuple[torch.Tensor, torch.Tensor] | None = None,
+        ctx_mask: torch.Tensor | None, kv: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> torch.Tensor:
         # x: (N, D) packed tokens; xv: the same memory viewed as (*pk.view, D) for the modulation
         n, d = x.shape
@@ -231,7 +243,7 @@ class DiT(nn.Module):
         )
         self.adaLN_shared = nn.Sequential(nn.SiLU(), nn.Linear(d, 6 * d)) if cfg.shared_adaln else None
         self.final_layer = FinalLayer(d, self.patch_dim)
-        self._rope_cache: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._rope_cache: dict[tuple, torch.Tensor] = {}
         self.initialize_weights()
 
     def initialize_weights(self) -> None:
@@ -273,28 +285,34 @@ class DiT(nn.Module):
             )
         return t // pt, h // ph, w // pw
 
-    def patchify(self, x: torch.Tensor) -> torch.Tensor:
-        """(C, T, H, W) -> (Tp*Hp*Wp, C*pt*ph*pw) tokens in t-major order."""
+    def patchify(self, x: torch.Tensor, grid: tuple[int, int, int] | None = None) -> torch.Tensor:
+        """(C, T, H, W) -> (Tp*Hp*Wp, C*pt*ph*pw) tokens in t-major order; a stacked batch (B, C, T, H, W)
+        of one ``grid`` -> (B*Tp*Hp*Wp, C*pt*ph*pw), the samples one after another."""
         pt, ph, pw = self.cfg.patch_size
-        c = x.shape[0]
-        tp, hp, wp = self.grid(tuple(x.shape))
-        x = x.reshape(c, tp, pt, hp, ph, wp, pw).permute(1, 3, 5, 0, 2, 4, 6)  # (Tp, Hp, Wp, C, pt, ph, pw)
-        return x.reshape(tp * hp * wp, self.patch_dim)
+        b, c = (1, *x.shape[:1]) if x.ndim == 4 else x.shape[:2]
+        tp, hp, wp = self.grid(tuple(x.shape[-4:])) if grid is None else grid
+        x = x.reshape(b, c, tp, pt, hp, ph, wp, pw).permute(0, 2, 4, 6, 1, 3, 5, 7)  # (B, Tp, Hp, Wp, C, pt, ph, pw)
+        return x.reshape(b * tp * hp * wp, self.patch_dim)
 
-    def unpatchify(self, tokens: torch.Tensor, grid: tuple[int, int, int]) -> torch.Tensor:
-        """(Tp*Hp*Wp, C*pt*ph*pw) -> (C, T, H, W)."""
+    def unpatchify(self, tokens: torch.Tensor, grid: tuple[int, int, int], batch: int | None = None) -> torch.Tensor:
+        """(Tp*Hp*Wp, C*pt*ph*pw) -> (C, T, H, W); with ``batch``, (B*Tp*Hp*Wp, ...) -> (B, C, T, H, W)."""
         pt, ph, pw = self.cfg.patch_size
         tp, hp, wp = grid
         c = self.cfg.in_channels
-        x = tokens.reshape(tp, hp, wp, c, pt, ph, pw).permute(3, 0, 4, 1, 5, 2, 6)  # (C, Tp, pt, Hp, ph, Wp, pw)
-        return x.reshape(c, tp * pt, hp * ph, wp * pw)
+        b = 1 if batch is None else batch
+        x = tokens.reshape(b, tp, hp, wp, c, pt, ph, pw).permute(0, 4, 1, 5, 2, 6, 3, 7)  # (B, C, Tp, pt, Hp, ph, Wp, pw)
+        x = x.reshape(b, c, tp * pt, hp * ph, wp * pw)
+        return x if batch is not None else x[0]
 
-    def _rope(self, grid: tuple[int, int, int], device: torch.device) -> torch.Tensor:
-        key = (grid, str(device))
+    def _rope(self, grids: tuple[tuple[int, int, int], ...], device: torch.device) -> torch.Tensor:
+        """RoPE table (N, 2, hd) of the packed tokens of samples with these grids, in packing order;
+        cached per layout (a sampler calls the model with the same layout at every step)."""
+        key = (grids, str(device))
         if key not in self._rope_cache:
             if len(self._rope_cache) > 64:
                 self._rope_cache.clear()
-            self._rope_cache[key] = rope_freqs_3d(grid, self.rope_axes, self.cfg.rope_theta, device)
+            one = {g: rope_table_3d(g, self.rope_axes, self.cfg.rope_theta, device) for g in set(grids)}
+            self._rope_cache[key] = torch.cat([one[g] for g in grids]) if len(grids) > 1 else one[grids[0]]
         return self._rope_cache[key]
 
     # ---- forward -----------------------------------------------------------------------------
@@ -340,14 +358,18 @@ class DiT(nn.Module):
             clean_frames.append(ci.view(g[0], pt).all(dim=1))
         pk = Packed(grids, clean_frames, device)
 
-        tokens = torch.cat([self.patchify(x[i]) for i in pk.order])  # (N, patch_dim) packed, sorted by length
+        if pk.uniform and b > 1:  # one grid: patchify the batch in one copy (packed order == sample order)
+            tokens = self.patchify(torch.stack(x), grids[0])  # (N, patch_dim)
+        else:
+            tokens = torch.cat([self.patchify(x[i]) for i in pk.order])  # (N, patch_dim) packed, sorted by length
         h = self.x_embedder(tokens.to(self.x_embedder.weight.dtype))  # (N, D)
-        rope = torch.cat([self._rope(grids[i], device) for i in pk.order])  # (N, hd/2) complex
+        rope = self._rope(tuple(grids[i] for i in pk.order), device)  # (N, 2, hd) cos / signed sin
 
         tc = text_context
         if tc is None or tc.text is not text or tc.text_mask is not text_mask:
             tc = self.encode_text(text, text_mask, with_kv=False)
         pooled, ctx, ctx_mask = tc.pooled, tc.ctx, tc.ctx_mask  # (B, D), (B, 1+L, D), (B, 1+L)
+        attn_mask = None if bool(ctx_mask.all()) else ctx_mask  # no padding: cross-attention needs no mask
         kvs = tc.kv or [None] * len(self.blocks)
         temb = self.t_embedder(torch.stack([t, torch.zeros_like(t)], dim=1).reshape(-1))  # (2B,) -> (2B, D)
         cond = temb + pooled.repeat_interleave(2, dim=0)  # (2B, D): rows [2i] = t_i, [2i+1] = clean (t = 0)
@@ -355,11 +377,13 @@ class DiT(nn.Module):
         block_cond = cond if self.adaLN_shared is None else self.adaLN_shared(cond)  # (2B, D) or (2B, 6D)
         for block, kv in zip(self.blocks, kvs):
             if self.cfg.grad_checkpointing and torch.is_grad_enabled():
-                h = checkpoint(block, h, block_cond, pk, rope, ctx, ctx_mask, kv, use_reentrant=False)
+                h = checkpoint(block, h, block_cond, pk, rope, ctx, attn_mask, kv, use_reentrant=False)
             else:
-                h = block(h, block_cond, pk, rope, ctx, ctx_mask, kv)  # (N, D)
+                h = block(h, block_cond, pk, rope, ctx, attn_mask, kv)  # (N, D)
         out = self.final_layer(h, cond, pk)  # (N, patch_dim)
 
+        if pk.uniform and b > 1:
+            return [o.to(xi.dtype) for o, xi in zip(self.unpatchify(out, grids[0], b).unbind(0), x)]
         result: list[torch.Tensor] = [None] * b  # type: ignore[list-item]
         for i in pk.order:
             off, n = pk.offsets[i], pk.lengths[i]

@@ -119,14 +119,15 @@ def rope_axes_split(head_dim: int, axes: tuple[int, int, int]) -> tuple[int, int
     return tuple(axes)  # type: ignore[return-value]
 
 
-def rope_freqs_3d(grid: tuple[int, int, int], axes: tuple[int, int, int], theta: float, device: torch.device) -> torch.Tensor:
-    """Complex rotations for the tokens of one (Tp, Hp, Wp) grid in t-major order: (Tp*Hp*Wp, head_dim/2)."""
+def _rope_angles(grid: tuple[int, int, int], axes: tuple[int, int, int], theta: float, device: torch.device) -> torch.Tensor:
+    """Rotation angle of every channel pair for the tokens of one (Tp, Hp, Wp) grid in t-major order,
+    float64: (Tp*Hp*Wp, head_dim/2). Pair j of a head covers channels (2j, 2j+1)."""
     parts = []
     for n, d in zip(grid, axes):
         inv = 1.0 / (theta ** (torch.arange(0, d, 2, device=device, dtype=torch.float64) / d))  # (d/2,)
         parts.append(torch.arange(n, device=device, dtype=torch.float64)[:, None] * inv[None])  # (n, d/2)
     tp, hp, wp = grid
-    ang = torch.cat(
+    return torch.cat(
         [
             parts[0][:, None, None, :].expand(tp, hp, wp, -1),
             parts[1][None, :, None, :].expand(tp, hp, wp, -1),
@@ -134,11 +135,34 @@ def rope_freqs_3d(grid: tuple[int, int, int], axes: tuple[int, int, int], theta:
         ],
         dim=-1,
     ).reshape(tp * hp * wp, -1)  # (N, head_dim/2)
+
+
+def rope_freqs_3d(grid: tuple[int, int, int], axes: tuple[int, int, int], theta: float, device: torch.device) -> torch.Tensor:
+    """Complex rotations for the tokens of one (Tp, Hp, Wp) grid in t-major order: (Tp*Hp*Wp, head_dim/2).
+    The DiT uses the real table of :func:`rope_table_3d` (same rotations); both work with :func:`apply_rope`."""
+    ang = _rope_angles(grid, axes, theta, device)
     return torch.polar(torch.ones_like(ang), ang).to(torch.complex64)
 
 
-def apply_rope(x: torch.Tensor, cis: torch.Tensor) -> torch.Tensor:
-    """Rotate channel pairs by complex multiplication. x: (N, heads, head_dim); cis: (N, head_dim/2) complex."""
+def rope_table_3d(grid: tuple[int, int, int], axes: tuple[int, int, int], theta: float, device: torch.device) -> torch.Tensor:
+    """The rotations of :func:`rope_freqs_3d` as a real table (Tp*Hp*Wp, 2, head_dim), float32:
+    ``[:, 0]`` the cosine of each channel's pair angle, ``[:, 1]`` the sine signed for its slot in the pair
+    (-sin on the even channel, +sin on the odd one). Real tensors trace and fuse under torch.compile,
+    where complex ones fall back to eager."""
+    ang = _rope_angles(grid, axes, theta, device).repeat_interleave(2, dim=-1)  # (N, head_dim)
+    sign = torch.tensor([-1.0, 1.0], device=device, dtype=torch.float64).repeat(ang.shape[-1] // 2)  # (head_dim,)
+    return torch.stack([torch.cos(ang), torch.sin(ang) * sign], dim=1).to(torch.float32)  # (N, 2, head_dim)
+
+
+def apply_rope(x: torch.Tensor, rope: torch.Tensor) -> torch.Tensor:
+    """Rotate channel pairs (2j, 2j+1) of x: (N, heads, head_dim) by the per-token angles in ``rope``:
+    a real table (N, 2, head_dim) from :func:`rope_table_3d`, or complex (N, head_dim/2) from
+    :func:`rope_freqs_3d`. Both give (a, b) -> (a cos - b sin, a sin + b cos), computed in float32."""
     n, h, d = x.shape
-    xc = torch.view_as_complex(x.float().reshape(n, h, d // 2, 2))  # (N, H, d/2)
-    return torch.view_as_real(xc * cis[:, None]).reshape(n, h, d).to(x.dtype)
+    if rope.is_complex():
+        xc = torch.view_as_complex(x.float().reshape(n, h, d // 2, 2))  # (N, H, d/2)
+        return torch.view_as_real(xc * rope[:, None]).reshape(n, h, d).to(x.dtype)
+    cos, sin = rope[:, None].unbind(2)  # each (N, 1, d): broadcast over heads
+    xf = x.float()
+    swapped = xf.unflatten(-1, (d // 2, 2)).flip(-1).flatten(-2)  # (N, H, d): pairs (b, a)
+    return torch.addcmul(xf * cos, swapped, sin).to(x.dtype)  # (a cos - b sin, b cos + a sin)
