@@ -126,6 +126,43 @@ def test_config_overrides_and_bad_values():
         resolve_config("vae", "tiny", sets=["lr=fast"])
 
 
+def test_vae_pixel_weights_favour_coloured_and_moving_pixels():
+    from tenku.config import VAEConfig
+    from tenku.models.vae import CausalVAE
+    from tenku.train.objectives import VAEObjective
+
+    video = torch.full((1, 3, 5, 8, 8), -0.2)  # a grey floor
+    video[0, :, :, 2:4, 2:4] = torch.tensor([0.9, -0.9, -0.9])[:, None, None, None]  # a static red square
+    for t in range(5):
+        video[0, :, t, 6, t:t + 2] = 0.5  # a grey bar that moves
+    vae = CausalVAE(VAEConfig(**TINY_VAE))
+    plain = VAEObjective(vae, 1, 1, 0, 0)
+    assert plain.pixel_weights(video) is None
+    w = VAEObjective(vae, 1, 1, 0, 0, color=4.0, motion=4.0).pixel_weights(video)[0, 0]  # (T, H, W)
+    assert abs(float(w.mean()) - 1.0) < 1e-5
+    assert float(w[0, 2, 2]) > 5 * float(w[0, 0, 0])  # coloured
+    assert float(w[0, 6, 0]) > 2 * float(w[0, 0, 0])  # moving
+    # the objective weights the error where the weights say: an error on the square costs more than one on the floor
+    obj = VAEObjective(vae, 1, 0, 0, 0, color=4.0)
+    err_sq, err_bg = torch.zeros_like(video), torch.zeros_like(video)
+    err_sq[0, :, :, 2, 2] = 0.5
+    err_bg[0, :, :, 0, 0] = 0.5
+    l1 = lambda e: float((obj.pixel_weights(video) * e.abs()).mean())
+    assert l1(err_sq) > 5 * l1(err_bg)
+
+
+def test_resume_accepts_a_run_made_before_a_setting_existed():
+    from tenku.train.loop import _check_resume_config
+    from tenku.train.presets import resolve_config
+
+    cfg = resolve_config("vae", "tiny")
+    stored = cfg.to_dict()
+    del stored["color_weight"]  # a checkpoint written before the field was added
+    _check_resume_config(stored, cfg)
+    with pytest.raises(TenkuError, match="color_weight"):
+        _check_resume_config(stored, resolve_config("vae", "tiny", sets=["color_weight=2"]))
+
+
 def test_lr_schedule_warms_up_then_decays():
     from tenku.train.loop import lr_at
 

@@ -45,7 +45,7 @@ def ema_copy(kind: str, mc: dict, cfg, ema_state: dict[str, torch.Tensor]) -> to
 
     if kind == "vae":
         m = VAEObjective(CausalVAE(mc["vae"]), cfg.l1_weight, cfg.l2_weight, cfg.edge_weight, cfg.kl_weight,
-                          cfg.posterior_noise)
+                         cfg.posterior_noise, cfg.color_weight, cfg.motion_weight)
     else:
         from tenku.models.dit import DiT
         from tenku.models.text import ByteTextEncoder

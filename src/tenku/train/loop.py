@@ -73,7 +73,7 @@ def build(kind: str, cfg: TrainConfig, info: DistInfo, vae_path: str | Path | No
     if kind == "vae":
         vae = CausalVAE(mc["vae"])
         return VAEObjective(vae, cfg.l1_weight, cfg.l2_weight, cfg.edge_weight, cfg.kl_weight,
-                          cfg.posterior_noise), None, mc
+                            cfg.posterior_noise, cfg.color_weight, cfg.motion_weight), None, mc
     from tenku.models.dit import DiT
     from tenku.models.text import ByteTextEncoder
 
@@ -103,8 +103,8 @@ def make_source(kind: str, cfg: TrainConfig, data: str | Path, mc: dict, vae):
 
 
 def _check_resume_config(stored: dict, cfg: TrainConfig) -> None:
-    now = cfg.to_dict()
-    diff = sorted(k for k in now if k not in RESUME_FREE and _norm(stored.get(k)) != _norm(now[k]))
+    now, defaults = cfg.to_dict(), TrainConfig().to_dict()  # a field added later counts as its default
+    diff = sorted(k for k in now if k not in RESUME_FREE and _norm(stored.get(k, defaults[k])) != _norm(now[k]))
     if diff:
         raise TenkuError(f"--resume: the run in this folder was started with different settings for {diff}; "
                          "resume with the same preset and overrides (only steps and logging may change)")

@@ -20,11 +20,24 @@ COND_TASKS = ("image_to_video", "extend_forward", "extend_backward", "connect")
 
 
 class VAEObjective(nn.Module):
-    def __init__(self, vae: nn.Module, l1: float, l2: float, edge: float, kl: float, posterior_noise: float = 1.0):
+    def __init__(self, vae: nn.Module, l1: float, l2: float, edge: float, kl: float, posterior_noise: float = 1.0,
+                 color: float = 0.0, motion: float = 0.0):
         super().__init__()
         self.vae = vae
         self.w_l1, self.w_l2, self.w_edge, self.w_kl = l1, l2, edge, kl
         self.posterior_noise = posterior_noise
+        self.w_color, self.w_motion = color, motion
+
+    def pixel_weights(self, video: torch.Tensor) -> torch.Tensor | None:
+        """(B, 1, T, H, W) weights with mean 1 per clip: more on coloured and on moving pixels (None: uniform)."""
+        if not (self.w_color or self.w_motion):
+            return None
+        w = torch.ones_like(video[:, :1])
+        if self.w_color:
+            w = w + self.w_color * (video.amax(1, keepdim=True) - video.amin(1, keepdim=True))
+        if self.w_motion and video.shape[2] > 1:
+            w = w + self.w_motion * (video - video.mean(2, keepdim=True)).abs().mean(1, keepdim=True)
+        return w / w.mean(tuple(range(1, w.ndim)), keepdim=True)
 
     def forward(self, video: torch.Tensor, gens: list[torch.Generator]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         # video: (B, 3, T, H, W) in [-1, 1]; gens: one generator per sample (posterior noise)
@@ -35,15 +48,20 @@ class VAEObjective(nn.Module):
         z = mean + self.posterior_noise * torch.exp(0.5 * logvar) * noise  # (B, C, t, h, w)
         recon = self.vae.decoder(z).float()  # (B, 3, T, H, W)
         dims = tuple(range(1, video.ndim))
-        l1 = (recon - video).abs().mean(dims)  # (B,)
-        l2 = (recon - video).pow(2).mean(dims)  # (B,)
+        err = recon - video
+        l2 = err.pow(2).mean(dims)  # (B,)
+        w = self.pixel_weights(video)
+        if w is None:
+            l1, l2w = err.abs().mean(dims), l2
+        else:
+            l1, l2w = (w * err.abs()).mean(dims), (w * err.pow(2)).mean(dims)  # (B,)
         edge = torch.zeros_like(l1)
         for d in (2, 3, 4):
             if video.shape[d] > 1:
                 edge = edge + (recon.diff(dim=d) - video.diff(dim=d)).abs().mean(dims)
         mean, logvar = mean.float(), logvar.float()
         kl = 0.5 * (mean.pow(2) + logvar.exp() - 1.0 - logvar).mean(tuple(range(1, mean.ndim)))  # (B,)
-        loss = self.w_l1 * l1 + self.w_l2 * l2 + self.w_edge * edge + self.w_kl * kl
+        loss = self.w_l1 * l1 + self.w_l2 * l2w + self.w_edge * edge + self.w_kl * kl
         with torch.no_grad():
             psnr = 10 * torch.log10(4.0 / l2.clamp_min(1e-10))  # peak-to-peak 2 in [-1, 1]
         return loss.mean(), {"l1": l1.mean().detach(), "l2": l2.mean().detach(), "kl": kl.mean().detach(),

@@ -58,6 +58,11 @@ class TrainConfig(ConfigBase):
     l2_weight: float = 1.0
     l1_weight: float = 1.0
     edge_weight: float = 0.5
+    # extra weight of a pixel in the L1/L2 terms: 1 + color_weight * chroma + motion_weight * |x - mean over
+    # time| (chroma = max - min of its RGB in [-1, 1]); weights are normalised to mean 1 per clip. Small
+    # coloured and moving objects otherwise count for little against large grey textured floors.
+    color_weight: float = 0.0
+    motion_weight: float = 0.0
     # DiT objective
     caption_dropout: float = 0.1  # fraction of samples trained with the empty prompt (for guidance)
     caption_levels: tuple[str, ...] = ("short", "medium", "long")
