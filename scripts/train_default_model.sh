@@ -9,16 +9,17 @@
 #
 # Environment:  NPROC (processes per stage, default 2; torchrun gloo on CPU, nccl on CUDA)
 #               DEVICE (cpu or cuda; default cuda when available)   THREADS (torch threads/process, 1)
-#               CLIPS, VAE_STOP, LATENT_CLIPS, DIT_STOP, ASSET (where the pipeline folder goes)
+#               CLIPS, VAE_STOP, VAE2_STEPS, LATENT_CLIPS, DIT_STOP, ASSET (where the pipeline folder goes)
 set -euo pipefail
 
 RUN=${1:-runs/world-tiny}
 NPROC=${NPROC:-2}
 THREADS=${THREADS:-1}
 CLIPS=${CLIPS:-4000}
-VAE_STOP=${VAE_STOP:-500}
-LATENT_CLIPS=${LATENT_CLIPS:-1000}
-DIT_STOP=${DIT_STOP:-2000}
+VAE_STOP=${VAE_STOP:-1500}
+VAE2_STEPS=${VAE2_STEPS:-800}
+LATENT_CLIPS=${LATENT_CLIPS:-2000}
+DIT_STOP=${DIT_STOP:-2500}
 ASSET=${ASSET:-src/tenku/assets/tenku-world-tiny}
 DEV=()
 if [[ -n "${DEVICE:-}" ]]; then DEV=(--device "$DEVICE"); fi
@@ -30,23 +31,19 @@ echo "== 1/6 world clips: $CLIPS train + 200 held-out (test_id)"
 tenku world make --out "$RUN/world" --clips "$CLIPS" --workers "$NPROC" --no-progress
 tenku world make --out "$RUN/world_test_id" --clips 200 --split test_id --workers "$NPROC" --no-progress
 
-echo "== 2/6 VAE (4x8x8, 16 channels): three phases"
-# phase 1: the preset's schedule (1200 steps planned), stopped at step $VAE_STOP
+echo "== 2/6 VAE (4x8x8, 16 channels): two phases"
+# phase 1: from scratch, the preset's schedule (lr 1.5e-4, 3000 steps planned, 5x32x32 crops), stopped at $VAE_STOP
 "${TRAIN[@]}" vae --data "$RUN/world" --out "$RUN/vae" --preset world-tiny --resume "${DEV[@]}" \
     --set eval_data="$RUN/world_test_id" --stop-at "$VAE_STOP" --no-progress
-tenku train vae --data "$RUN/world" --out "$RUN/vae" --preset world-tiny --resume "${DEV[@]}" \
-    --set eval_data="$RUN/world_test_id" --steps "$VAE_STOP" --no-progress
-# phase 2: from phase 1's EMA weights, a higher learning rate
+# phase 2: from phase 1's EMA weights, 9-frame crops (two latent steps in time) and extra loss weight on
+# coloured and moving pixels, so the small objects are kept, not only the floors
 "${TRAIN[@]}" vae --data "$RUN/world" --out "$RUN/vae2" --preset world-tiny --init "$RUN/vae" --resume "${DEV[@]}" \
-    --lr 2e-3 --steps 300 --set warmup_steps=20 --set ckpt_every=25 --set eval_data="$RUN/world_test_id" --no-progress
-# phase 3: the decoder learns to decode the posterior mean (what encode() returns and the DiT models)
-"${TRAIN[@]}" vae --data "$RUN/world" --out "$RUN/vae3" --preset world-tiny --init "$RUN/vae2" --resume "${DEV[@]}" \
-    --lr 1e-3 --steps 200 --set warmup_steps=10 --set ckpt_every=25 --set posterior_noise=0 \
-    --set eval_data="$RUN/world_test_id" --no-progress
+    --steps "$VAE2_STEPS" --set warmup_steps=20 --set crop_frames=9 --set color_weight=4 --set motion_weight=4 \
+    --set ckpt_every=50 --set eval_data="$RUN/world_test_id" --no-progress
 
 echo "== 3/6 latent cache ($LATENT_CLIPS clips, $NPROC processes)"
 for ((i = 0; i < NPROC; i++)); do
-    tenku data cache-latents --vae "$RUN/vae3/export/vae" --data "$RUN/world" --out "$RUN/latents" \
+    tenku data cache-latents --vae "$RUN/vae2/export/vae" --data "$RUN/world" --out "$RUN/latents" \
         --limit "$LATENT_CLIPS" --shard "$i/$NPROC" --no-progress &
 done
 wait

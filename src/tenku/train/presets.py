@@ -95,10 +95,10 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     },
     # the default model shipped in src/tenku/assets/tenku-world-tiny (2 CPU cores, about 2 hours)
     "world-tiny": {
-        "vae": dict(steps=1200, batch_size=8, lr=6e-4, warmup_steps=50, ema_decay=0.995,
-                    ckpt_every=50, keep_last=3, log_every=10, crop_frames=5, crop_size=32, threads=1,
-                    kl_weight=1e-6, edge_weight=0.5, **{k: _WORLD_TINY[k] for k in ("vae",)}),
-        "dit": dict(steps=2000, batch_size=16, lr=6e-4, warmup_steps=100, ema_decay=0.995,
+        "vae": dict(steps=3000, batch_size=8, lr=1.5e-4, warmup_steps=50, ema_decay=0.995,
+                    ckpt_every=100, keep_last=3, log_every=10, crop_frames=5, crop_size=32, threads=1,
+                    kl_weight=1e-6, edge_weight=0.5, posterior_noise=0.0, **{k: _WORLD_TINY[k] for k in ("vae",)}),
+        "dit": dict(steps=3000, batch_size=16, lr=6e-4, warmup_steps=100, ema_decay=0.995,
                     ckpt_every=50, keep_last=3, log_every=10, sample_every=0, threads=1,
                     caption_dropout=0.1, cond_prob=0.4, **_WORLD_TINY),
     },
