@@ -10,7 +10,10 @@ MLP width, patch size, text width and token count, in float32 on the CPU. One pr
 * inference step: one forward under ``torch.no_grad`` (one sampler step, ms); ``tenku_text_cached`` is
   tenku as its pipeline samples, with the prompt's projections computed once (``DiT.encode_text``).
 
-``--compile`` adds a third side: tenku's DiT under ``torch.compile`` (tenku.models.dit.compile_dit).
+``--compile`` adds a side: tenku's DiT under ``torch.compile`` (tenku.models.dit.compile_dit).
+``--baseline-commit REV`` adds ``tenku_baseline``: the DiT source (``tenku/models/dit.py`` and ``layers.py``) as it
+was at git revision REV, loaded beside the current one with the same weights, so a change is timed before and
+after in one process.
 Prints JSON with per-side wall and CPU seconds (median, min, max, spread) and the tenku/diffusers ratios.
 """
 
@@ -67,6 +70,36 @@ def make_inputs(batch: int, latent: tuple[int, int, int, int], text_len: int, te
     text = torch.randn(batch, text_len, text_dim, generator=g)  # (B, L, text_dim)
     mask = torch.ones(batch, text_len, dtype=torch.bool)
     return x, target, t, text, mask
+
+
+def load_baseline_dit(rev: str, cfg_model):
+    """A DiT built from ``src/tenku/models/{layers,dit}.py`` at git revision ``rev`` (the rest of tenku is the
+    current one), with ``cfg_model``'s config and weights."""
+    import subprocess
+    import tempfile
+    import types
+
+    repo = Path(__file__).resolve().parent.parent
+    sources = {}
+    for name in ("layers", "dit"):
+        try:
+            sources[name] = subprocess.run(["git", "show", f"{rev}:src/tenku/models/{name}.py"], cwd=repo, check=True,
+                                           capture_output=True, text=True).stdout
+        except (OSError, subprocess.CalledProcessError) as e:
+            raise SystemExit(f"--baseline-commit {rev!r}: cannot read src/tenku/models/{name}.py at that revision "
+                             f"({getattr(e, 'stderr', '') or e}); give a commit of this repository") from None
+    pkg = "tenku_baseline_" + "".join(c if c.isalnum() else "_" for c in rev)
+    mods = {}
+    for name in ("layers", "dit"):
+        src = sources[name].replace("from tenku.models.layers import", f"from {pkg}_layers import")
+        mod = types.ModuleType(f"{pkg}_{name}")
+        mod.__file__ = str(Path(tempfile.gettempdir()) / f"{pkg}_{name}.py")
+        sys.modules[mod.__name__] = mod
+        exec(compile(src, f"{rev}:src/tenku/models/{name}.py", "exec"), mod.__dict__)
+        mods[name] = mod
+    model = mods["dit"].DiT(cfg_model.cfg)
+    model.load_state_dict(cfg_model.state_dict())
+    return model
 
 
 def tenku_call(model):
@@ -128,6 +161,10 @@ def run(args) -> dict:
         tenku_c.load_state_dict(tenku.state_dict())
         fwds["tenku_compiled"] = tenku_call(compile_dit(tenku_c))
         models["tenku_compiled"] = tenku_c
+    if args.baseline_commit:
+        base = load_baseline_dit(args.baseline_commit, tenku)
+        fwds["tenku_baseline"] = tenku_call(base)
+        models["tenku_baseline"] = base
     x, target, t, text, mask = make_inputs(args.batch, latent, args.text_len, args.text_dim, args.seed)
     result = {
         "benchmark": "dit_vs_diffusers",
@@ -137,6 +174,7 @@ def run(args) -> dict:
                    "patch": [1, 2, 2], "text_dim": args.text_dim, "text_len": args.text_len, "batch": args.batch,
                    "latent": list(latent), "tokens_per_sample": tokens, "dtype": "float32"},
         "params": {k: sum(p.numel() for p in m.parameters()) for k, m in models.items()},
+        "baseline_commit": args.baseline_commit,
     }
     if args.mode in ("train", "both"):
         for m in models.values():
@@ -147,6 +185,8 @@ def run(args) -> dict:
         result["train"] = {k: {**v, "tokens_per_s": n_tok / v["wall"]["median"],
                                "tokens_per_cpu_s": n_tok / v["cpu"]["median"]} for k, v in res.items()}
         result["train_speedup"] = _ratios(res)
+        if "tenku_baseline" in res:
+            result["train_vs_baseline"] = _ratios(res, "tenku_baseline")
     if args.mode in ("infer", "both"):
         for m in models.values():
             m.eval()
@@ -161,6 +201,8 @@ def run(args) -> dict:
         res = time_interleaved(steps, args.repeats, args.warmup)
         result["infer"] = res
         result["infer_speedup"] = _ratios(res)
+        if "tenku_baseline" in res:
+            result["infer_vs_baseline"] = _ratios(res, "tenku_baseline")
     if args.profile:
         result["profile_train"] = {k: top_ops(train_step_fn(fwds[k], models[k], x, target, t, text, mask))
                                    for k in fwds}
@@ -182,12 +224,12 @@ def top_ops(step, n: int = 8) -> list[list]:
     return [[e.key, round(100 * e.self_cpu_time_total / total, 1)] for e in ev[:n]]
 
 
-def _ratios(res: dict) -> dict:
-    """diffusers time / tenku time (> 1: tenku is faster), by wall clock and by CPU time."""
-    base = res["diffusers"]
-    return {f"{k}_vs_diffusers": {"wall": base["wall"]["median"] / v["wall"]["median"],
-                                  "cpu": base["cpu"]["median"] / v["cpu"]["median"]}
-            for k, v in res.items() if k != "diffusers"}
+def _ratios(res: dict, ref: str = "diffusers") -> dict:
+    """``ref``'s time / each other side's time (> 1: that side is faster), by wall clock and by CPU time."""
+    base = res[ref]
+    return {f"{k}_vs_{ref}": {"wall": base["wall"]["median"] / v["wall"]["median"],
+                              "cpu": base["cpu"]["median"] / v["cpu"]["median"]}
+            for k, v in res.items() if k != ref}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -203,6 +245,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--mode", choices=("train", "infer", "both"), default="both")
     p.add_argument("--compile", action="store_true", help="also time tenku under torch.compile")
     p.add_argument("--profile", action="store_true", help="also list each side's costliest operators (training)")
+    p.add_argument("--baseline-commit", metavar="REV", help="also time tenku's DiT as it was at this git revision")
     args = p.parse_args(argv)
     result = run(args)
     emit(result, args.json)

@@ -69,6 +69,29 @@ def test_dit_vs_diffusers_tiny(tmp_path):
         bench.main(["--latent", "4x4x4"])
 
 
+def test_dit_vs_diffusers_baseline_commit():
+    """``--baseline-commit``: the DiT source of another revision, timed beside the current one with the same
+    weights. HEAD's DiT (committed code) gives outputs close to the working tree's."""
+    pytest.importorskip("diffusers")
+    import torch
+
+    bench = _load("dit_vs_diffusers")
+    r = bench.main(["--width", "32", "--depth", "1", "--heads", "2", "--text-dim", "32", "--text-len", "4",
+                    "--batch", "2", "--latent", "4x2x4x4", "--repeats", "1", "--warmup", "0", "--threads", "1",
+                    "--mode", "infer", "--baseline-commit", "HEAD"])
+    assert r["baseline_commit"] == "HEAD" and r["params"]["tenku_baseline"] == r["params"]["tenku"]
+    _positive_summary(r["infer"]["tenku_baseline"]["cpu"])
+    assert r["infer_vs_baseline"]["tenku_vs_tenku_baseline"]["cpu"] > 0
+    tenku, _ = bench.build_models(32, 1, 2, 32, 4)
+    base = bench.load_baseline_dit("HEAD", tenku)
+    x, _, t, text, mask = bench.make_inputs(2, (4, 2, 4, 4), 4, 32, 0)
+    with torch.no_grad():
+        a, b = bench.tenku_call(tenku)(x, t, text, mask), bench.tenku_call(base)(x, t, text, mask)
+    assert float((a - b).abs().max()) <= 1e-5 and float(a.abs().max()) > 1e-3
+    with pytest.raises(SystemExit, match="cannot read"):
+        bench.load_baseline_dit("no-such-revision", tenku)
+
+
 def test_vae_vs_diffusers_tiny():
     pytest.importorskip("diffusers")
     bench = _load("vae_vs_diffusers")

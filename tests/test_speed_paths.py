@@ -2,7 +2,10 @@
 
 Tolerances: the text-context cache reorders no arithmetic, so it must match exactly (0); torch.compile
 (dynamo tracing, eager backend here: inductor's C++ build takes minutes on 2 cores) within 1e-6;
-channels_last_3d convolutions sum in a different order, so within 1e-4 on outputs in [-1, 1].
+channels_last_3d convolutions sum in a different order, so within 1e-4 on outputs in [-1, 1]. The real-valued
+RoPE table gives the complex rotation's values within 1e-6 (one float32 rounding of a*cos - b*sin); the
+equal-size batch path (one patchify copy, text rows sliced, no cross-attention mask when nothing is padded)
+matches each sample run alone within 1e-5 (measured ~2e-7, as packed vs alone in tests/test_dit.py).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import pytest
 import torch
 
 from tenku.models.dit import DiT, compile_dit
+from tenku.models.layers import apply_rope, rope_freqs_3d, rope_table_3d
 from tenku.testing import TINY_DIT, make_tiny_models, make_tiny_pipeline
 
 
@@ -100,3 +104,90 @@ def test_vae_channels_last_matches_contiguous():
     assert float((z - z_cl).abs().max()) <= 1e-4
     assert float((rec - rec_cl).abs().max()) <= 1e-4
     assert float((rec - video).abs().max()) > 1e-2  # random weights do not reconstruct: outputs are not trivial
+
+
+def test_real_rope_table_matches_complex_rotation():
+    axes = (24, 20, 20)  # the automatic split of a 64-wide head
+    cis = rope_freqs_3d((5, 8, 8), axes, 10000.0, torch.device("cpu"))  # (320, 32) complex
+    table = rope_table_3d((5, 8, 8), axes, 10000.0, torch.device("cpu"))  # (320, 2, 64)
+    assert table.shape == (320, 2, 64) and table.dtype == torch.float32
+    assert torch.equal(table[:, 0, 0::2], cis.real) and torch.equal(table[:, 0, 1::2], cis.real)
+    assert torch.equal(table[:, 1, 0::2], -cis.imag) and torch.equal(table[:, 1, 1::2], cis.imag)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(320, 4, 64, generator=g)
+    assert float((apply_rope(x, table) - apply_rope(x, cis)).abs().max()) <= 1e-6
+    assert apply_rope(x.bfloat16(), table).dtype == torch.bfloat16
+    # the comparison can fail: another grid's table rotates the same tokens differently
+    other = rope_table_3d((5, 8, 9), axes, 10000.0, torch.device("cpu"))[:320]
+    assert float((apply_rope(x, other) - apply_rope(x, cis)).abs().max()) > 1e-3
+
+
+def _alone(dit, x, t, emb, mask, clean):
+    return [dit([xi], t[i : i + 1], emb[i : i + 1], mask[i : i + 1], clean=None if clean is None else [clean[i]])[0]
+            for i, xi in enumerate(x)]
+
+
+@pytest.mark.parametrize("layout", ["equal", "mixed"])
+def test_batch_fast_paths_match_each_sample_alone(layout):
+    """``equal``: one grid, unpadded text (batched patchify, text rows sliced, no cross-attention mask),
+    checked against each sample alone with its text padded (the masked path). ``mixed``: two sizes, the
+    larger group's samples not consecutive (text rows gathered by index)."""
+    _, dit, text = make_tiny_models(0)
+    x, t, emb, mask, clean = _inputs(text)
+    if layout == "equal":
+        g = torch.Generator().manual_seed(5)
+        x = [torch.randn(4, 3, 4, 4, generator=g) for _ in range(3)]
+        clean[1] = torch.tensor([True, False, False])
+        emb, mask = emb[:, :4], torch.ones(3, 4, dtype=torch.bool)  # nothing padded
+        pad = torch.randn(3, 2, emb.shape[-1], generator=g)  # the alone runs get two padded positions
+        emb_alone = torch.cat([emb, pad], dim=1)
+        mask_alone = torch.cat([mask, torch.zeros(3, 2, dtype=torch.bool)], dim=1)
+    else:
+        emb_alone, mask_alone = emb, mask
+    with torch.no_grad():
+        batched = dit(x, t, emb, mask, clean=clean)
+        alone = _alone(dit, x, t, emb_alone, mask_alone, clean)
+        swapped = dit(x, t, emb.flip(0), mask.flip(0), clean=clean)
+    assert [b.shape for b in batched] == [xi.shape for xi in x]
+    assert _maxdiff(batched, alone) <= 1e-5
+    assert _maxdiff(batched, swapped) > 1e-3  # each sample must see its own text: the check can fail
+
+
+def _block_graph_dtypes(dit, inputs) -> tuple[int, set]:
+    """Trace block 0 with torch.compile (a backend that records the captured graphs and runs them eagerly):
+    (number of graphs, dtypes of every tensor in them)."""
+    captured, graphs, dtypes = {}, [], set()
+    block = dit.blocks[0]
+    hook = block.register_forward_pre_hook(lambda mod, args: captured.setdefault("args", args))
+    with torch.no_grad():
+        dit(*inputs[:4], clean=inputs[4])
+    hook.remove()
+
+    def record(gm, example_inputs):
+        graphs.append(gm)
+        for node in gm.graph.nodes:
+            val = node.meta.get("example_value")
+            if isinstance(val, torch.Tensor):
+                dtypes.add(val.dtype)
+        return gm.forward
+
+    torch._dynamo.reset()
+    with torch.no_grad():
+        torch.compile(block, backend=record, fullgraph=True)(*captured["args"])
+    torch._dynamo.reset()
+    return len(graphs), dtypes
+
+
+@pytest.mark.slow
+def test_dit_block_traces_to_one_real_valued_graph():
+    """A whole block is one graph with real tensors only: inductor generates code for all of it (it does not
+    generate code for complex tensors, so the complex RoPE multiply ran eagerly between kernels)."""
+    _, dit, text = make_tiny_models(0)
+    inputs = _inputs(text)
+    n_graphs, dtypes = _block_graph_dtypes(dit, inputs)
+    assert n_graphs == 1 and dtypes and not any(d.is_complex for d in dtypes), dtypes
+    # the check can fail: the complex table (still accepted by apply_rope) puts complex tensors in the graph
+    dit._rope = lambda grids, device: torch.cat(
+        [rope_freqs_3d(g, dit.rope_axes, dit.cfg.rope_theta, device) for g in grids])
+    _, dtypes_complex = _block_graph_dtypes(dit, inputs)
+    assert any(d.is_complex for d in dtypes_complex)
