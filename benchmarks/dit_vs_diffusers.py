@@ -13,7 +13,7 @@ MLP width, patch size, text width and token count, in float32 on the CPU. One pr
 ``--compile`` adds a side: tenku's DiT under ``torch.compile`` (tenku.models.dit.compile_dit).
 ``--baseline-commit REV`` adds ``tenku_baseline``: the DiT source (``tenku/models/dit.py`` and ``layers.py``) as it
 was at git revision REV, loaded beside the current one with the same weights, so a change is timed before and
-after in one process.
+after in one process (with ``--compile``, also ``tenku_baseline_compiled``).
 Prints JSON with per-side wall and CPU seconds (median, min, max, spread) and the tenku/diffusers ratios.
 """
 
@@ -165,6 +165,10 @@ def run(args) -> dict:
         base = load_baseline_dit(args.baseline_commit, tenku)
         fwds["tenku_baseline"] = tenku_call(base)
         models["tenku_baseline"] = base
+        if args.compile:  # the baseline under torch.compile too, with its own compile_dit
+            base_c = load_baseline_dit(args.baseline_commit, tenku)
+            fwds["tenku_baseline_compiled"] = tenku_call(sys.modules[type(base_c).__module__].compile_dit(base_c))
+            models["tenku_baseline_compiled"] = base_c
     x, target, t, text, mask = make_inputs(args.batch, latent, args.text_len, args.text_dim, args.seed)
     result = {
         "benchmark": "dit_vs_diffusers",

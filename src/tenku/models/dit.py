@@ -54,7 +54,6 @@ class Packed:
             else torch.tensor(ids, device=device)
             for _, _, ids in self.groups
         ]
-        self._one: dict[tuple, torch.Tensor] = {}
         # modulation table row per (sample, frame): 2*i for the noisy timestep, 2*i + 1 for clean (t = 0)
         frame_rows = [2 * i + clean_frames[i].to(device=device, dtype=torch.long) for i in self.order]  # (Tp_i,)
         if self.uniform:
@@ -72,12 +71,9 @@ class Packed:
         1 added to the scale parts (so ``addcmul(shift, x, scale)`` is x * (1 + scale) + shift)."""
         t = table.unflatten(-1, (parts, -1))  # (2B, parts, D)
         if scale_parts:
-            key = (parts, scale_parts, t.dtype, t.device)
-            if key not in self._one:  # made once per forward, shared by every block
-                one = torch.zeros(parts, 1, device=t.device, dtype=t.dtype)
-                one[list(scale_parts)] = 1.0
-                self._one[key] = one
-            t = t + self._one[key]
+            one = torch.zeros(parts, 1, device=t.device, dtype=t.dtype)
+            one[list(scale_parts)] = 1.0
+            t = t + one
         return list(t.transpose(0, 1)[:, self.rows].unbind(0))  # each (*rows.shape, D)
 
 
