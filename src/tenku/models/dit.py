@@ -48,9 +48,11 @@ class Packed:
             off += L
         self.total = off
         self.uniform = len(set(grids)) == 1  # one grid: one group, packed order == sample order
-        # per group, how to pick its samples' text rows: a slice when the ids are consecutive, else an index
-        self.text_rows: list[slice | torch.Tensor] = [
-            slice(ids[0], ids[0] + len(ids)) if ids == list(range(ids[0], ids[0] + len(ids)))
+        # per group, how to pick its samples' text rows: all of them (None), a slice when the ids are
+        # consecutive, else an index
+        self.text_rows: list[slice | torch.Tensor | None] = [
+            None if ids == list(range(len(grids)))
+            else slice(ids[0], ids[0] + len(ids)) if ids == list(range(ids[0], ids[0] + len(ids)))
             else torch.tensor(ids, device=device)
             for _, _, ids in self.groups
         ]
@@ -65,6 +67,11 @@ class Packed:
             self.rows = torch.cat(
                 [r.repeat_interleave(self.lengths[i] // r.numel()) for r, i in zip(frame_rows, self.order)]
             )  # (N,)
+
+    def rows_of(self, x: torch.Tensor, start: int, length: int) -> torch.Tensor:
+        """Packed rows [start, start + length) of x. A group spanning every token takes x itself: slicing it
+        would cost a zero-filled full-size gradient buffer and a copy in the backward pass."""
+        return x if start == 0 and length == self.total else x[start : start + length]
 
     def modulation(self, table: torch.Tensor, parts: int, scale_parts: tuple[int, ...]) -> list[torch.Tensor]:
         """table (2B, parts*D) -> ``parts`` tensors broadcastable to the (*view, D) token view, with
@@ -97,8 +104,8 @@ class Attention(nn.Module):
         out = []
         for start, L, ids in pk.groups:  # attention never crosses samples
             g = len(ids)
-            sl = slice(start, start + g * L)
-            qg, kg, vg = (t[sl].view(g, L, self.heads, self.head_dim).transpose(1, 2) for t in (q, k, v))
+            qg, kg, vg = (pk.rows_of(t, start, g * L).view(g, L, self.heads, self.head_dim).transpose(1, 2)
+                          for t in (q, k, v))
             o = F.scaled_dot_product_attention(qg, kg, vg)  # (G, H, L, hd)
             out.append(o.transpose(1, 2).reshape(g * L, d))
         return self.proj(torch.cat(out) if len(out) > 1 else out[0])  # (N, D)
@@ -137,10 +144,12 @@ class CrossAttention(nn.Module):
         out = []
         for (start, L, ids), rows in zip(pk.groups, pk.text_rows):
             g = len(ids)
-            qg = q[start : start + g * L].view(g, L, self.heads, self.head_dim).transpose(1, 2)  # (G, H, L, hd)
-            kg = k[rows].transpose(1, 2)  # (G, H, S, hd)
-            vg = v[rows].transpose(1, 2)
-            mask = None if ctx_mask is None else ctx_mask[rows][:, None, None, :]  # (G, 1, 1, S)
+            qg = pk.rows_of(q, start, g * L).view(g, L, self.heads, self.head_dim).transpose(1, 2)  # (G, H, L, hd)
+            kg, vg, mg = k, v, ctx_mask  # the whole batch's text (a group of every sample)
+            if rows is not None:
+                kg, vg, mg = k[rows], v[rows], None if ctx_mask is None else ctx_mask[rows]
+            kg, vg = kg.transpose(1, 2), vg.transpose(1, 2)  # (G, H, S, hd)
+            mask = None if mg is None else mg[:, None, None, :]  # (G, 1, 1, S)
             o = F.scaled_dot_product_attention(qg, kg, vg, attn_mask=mask)  # (G, H, L, hd)
             out.append(o.transpose(1, 2).reshape(g * L, d))
         return self.proj(torch.cat(out) if len(out) > 1 else out[0])  # (N, D)
@@ -296,7 +305,8 @@ class DiT(nn.Module):
         tp, hp, wp = grid
         c = self.cfg.in_channels
         b = 1 if batch is None else batch
-        x = tokens.reshape(b, tp, hp, wp, c, pt, ph, pw).permute(0, 4, 1, 5, 2, 6, 3, 7)  # (B, C, Tp, pt, Hp, ph, Wp, pw)
+        x = tokens.reshape(b, tp, hp, wp, c, pt, ph, pw)
+        x = x.permute(0, 4, 1, 5, 2, 6, 3, 7)  # (B, C, Tp, pt, Hp, ph, Wp, pw)
         x = x.reshape(b, c, tp * pt, hp * ph, wp * pw)
         return x if batch is not None else x[0]
 
