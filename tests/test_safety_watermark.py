@@ -158,3 +158,15 @@ def test_detection_statistics_are_reported():
     d = r.to_dict()
     assert d["detected"] and d["payload"] == "01020304" and d["p_value"] <= wm.P_FALSE and d["z"] > 6
     assert not wm.detect(clip).to_dict()["detected"]
+
+
+def test_damaged_word_is_rejected_not_corrected():
+    """With 8 CRC bits, flipping weak bits until the CRC passes can land on a wrong payload; the decoder
+    reports a damaged word as failed instead (a wrong payload is worse than none)."""
+    signs = np.where(wm._code_bits(0xDEADBEEF), 1.0, -1.0)
+    corr = signs * 3.0
+    payload, ok, corrected, _ = wm._decode(corr, np.abs(corr))
+    assert ok and payload == 0xDEADBEEF and corrected == 0
+    corr[5] = -0.2 * signs[5]  # one weak bit read wrong
+    payload, ok, corrected, words = wm._decode(corr, np.abs(corr))
+    assert not ok and corrected == 0 and words == 1

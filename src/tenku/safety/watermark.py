@@ -22,7 +22,8 @@ Design (measured in benchmarks/watermark_robustness.py; see docs/safety.md):
   at every cyclic shift by FFT (this searches crop offsets). The statistic is the sum over groups of
   |correlation| / its spread over shifts, as a z-score. The best (scale, shift) over the search, and
   separately the two pre-registered hypotheses "unmoved" and "0.5x downscale" at shift 0, are
-  decoded: hard decisions, then CRC-guided flips of one of the 8 least reliable bits.
+  decoded by hard decisions. (The CRC-guided flip of one weak bit is off, ``MAX_FLIPS = 0``: with 8 CRC
+  bits it accepted a wrong payload; the machinery stays for measuring.)
 - A mark is reported when the CRC matches and the false-alarm bound
   ``p_value = hypotheses * Q(z) * (CRC candidates tried) / 256`` is at most ``P_FALSE``.
 """
@@ -51,8 +52,8 @@ MEDIAN = 9  # residual window (pixels at tile scale)
 P_FALSE = 1e-7  # false-alarm bound a detection must meet (hypotheses * Q(z) * CRC candidates / 256)
 SCALES = tuple(sorted({round(float(s), 4) for s in np.exp(np.arange(np.log(0.45), np.log(2.25), np.log(1.1)))}
                      | {0.5, 0.625, 0.8, 1.0, 1.25, 1.6, 2.0}))
-FLIP_CANDIDATES, MAX_FLIPS = 8, 1  # CRC-guided correction: 9 candidate words (more miscorrects: a wrong
-# payload passes the CRC with chance words / 256 when the errors are beyond reach)
+FLIP_CANDIDATES, MAX_FLIPS = 8, 0  # CRC-guided correction off: with 8 CRC bits, flipping one of the 8 weakest
+# bits accepted a wrong payload (a word with 3 errors, docs/safety.md); a wrong payload is worse than none
 PRIVILEGED = (1.0, 0.5)  # scales tried at shift 0 as their own, small hypothesis set
 REFINE_STEPS = (-2, -1, 1, 2)  # quarter steps of the 1.1x scale grid tried around the two best scales
 DENSE = (0.7, 1.5, 64)  # frames up to 64 px (short side): every whole-pixel size for scales 0.7..1.5
