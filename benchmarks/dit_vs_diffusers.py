@@ -60,7 +60,10 @@ def build_models(width: int, depth: int, heads: int, text_dim: int, channels: in
     return tenku, wan
 
 
-def make_inputs(batch: int, latent: tuple[int, int, int, int], text_len: int, text_dim: int, seed: int):
+def make_inputs(batch: int, latent: tuple[int, int, int, int], text_len: int, text_dim: int, seed: int,
+                padded_text: bool = False):
+    """Random latents, targets, t, text and text mask; ``padded_text``: every second sample's prompt is a
+    quarter of ``text_len`` long and padded (as the empty prompt beside the real one in a CFG batch)."""
     import torch
 
     g = torch.Generator().manual_seed(seed)
@@ -69,6 +72,8 @@ def make_inputs(batch: int, latent: tuple[int, int, int, int], text_len: int, te
     t = torch.rand(batch, generator=g)  # (B,) in [0, 1]
     text = torch.randn(batch, text_len, text_dim, generator=g)  # (B, L, text_dim)
     mask = torch.ones(batch, text_len, dtype=torch.bool)
+    if padded_text:
+        mask[1::2, max(1, text_len // 4):] = False
     return x, target, t, text, mask
 
 
@@ -169,13 +174,21 @@ def run(args) -> dict:
             base_c = load_baseline_dit(args.baseline_commit, tenku)
             fwds["tenku_baseline_compiled"] = tenku_call(sys.modules[type(base_c).__module__].compile_dit(base_c))
             models["tenku_baseline_compiled"] = base_c
-    x, target, t, text, mask = make_inputs(args.batch, latent, args.text_len, args.text_dim, args.seed)
+    if args.sides:  # time only these (diffusers always: the ratios are against it)
+        unknown = set(args.sides) - set(fwds)
+        if unknown:
+            raise SystemExit(f"--sides: unknown {sorted(unknown)}; with these options the sides are {sorted(fwds)}")
+        keep = {"diffusers", *args.sides}
+        fwds = {k: v for k, v in fwds.items() if k in keep}
+        models = {k: v for k, v in models.items() if k in keep}
+    x, target, t, text, mask = make_inputs(args.batch, latent, args.text_len, args.text_dim, args.seed,
+                                           args.padded_text)
     result = {
         "benchmark": "dit_vs_diffusers",
         "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
         "machine": machine_info(),
         "config": {"width": args.width, "depth": args.depth, "heads": args.heads, "mlp": 4 * args.width,
-                   "patch": [1, 2, 2], "text_dim": args.text_dim, "text_len": args.text_len, "batch": args.batch,
+                   "patch": [1, 2, 2], "text_dim": args.text_dim, "text_len": args.text_len, "padded_text": args.padded_text, "batch": args.batch,
                    "latent": list(latent), "tokens_per_sample": tokens, "dtype": "float32"},
         "params": {k: sum(p.numel() for p in m.parameters()) for k, m in models.items()},
         "baseline_commit": args.baseline_commit,
@@ -201,7 +214,8 @@ def run(args) -> dict:
         def cached(x, t, text, mask):
             return torch.stack(tenku(list(x.unbind(0)), t, text, mask, text_context=tc))
 
-        steps["tenku_text_cached"] = infer_step_fn(cached, x, t, text, mask)
+        if "tenku" in fwds:
+            steps["tenku_text_cached"] = infer_step_fn(cached, x, t, text, mask)
         res = time_interleaved(steps, args.repeats, args.warmup)
         result["infer"] = res
         result["infer_speedup"] = _ratios(res)
@@ -244,12 +258,16 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--text-dim", type=int, default=256)
     p.add_argument("--text-len", type=int, default=32, help="text tokens per sample (default: %(default)s)")
     p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--padded-text", action="store_true", help="every second prompt a quarter as long, padded "
+                   "(tenku masks the padding; diffusers' Wan takes no text mask and attends to all of it)")
     p.add_argument("--latent", default="16x5x16x16", help="latent CxTxHxW per sample; patch 1x2x2 "
                    "(default: %(default)s = 320 tokens)")
     p.add_argument("--mode", choices=("train", "infer", "both"), default="both")
     p.add_argument("--compile", action="store_true", help="also time tenku under torch.compile")
     p.add_argument("--profile", action="store_true", help="also list each side's costliest operators (training)")
     p.add_argument("--baseline-commit", metavar="REV", help="also time tenku's DiT as it was at this git revision")
+    p.add_argument("--sides", nargs="+", metavar="SIDE", help="time only these sides (and diffusers): tenku, "
+                   "tenku_compiled, tenku_baseline, tenku_baseline_compiled (default: all that the options add)")
     args = p.parse_args(argv)
     result = run(args)
     emit(result, args.json)

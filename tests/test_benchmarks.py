@@ -78,8 +78,11 @@ def test_dit_vs_diffusers_baseline_commit():
     bench = _load("dit_vs_diffusers")
     r = bench.main(["--width", "32", "--depth", "1", "--heads", "2", "--text-dim", "32", "--text-len", "4",
                     "--batch", "2", "--latent", "4x2x4x4", "--repeats", "1", "--warmup", "0", "--threads", "1",
-                    "--mode", "infer", "--baseline-commit", "HEAD"])
+                    "--mode", "infer", "--baseline-commit", "HEAD", "--padded-text"])
     assert r["baseline_commit"] == "HEAD" and r["params"]["tenku_baseline"] == r["params"]["tenku"]
+    assert r["config"]["padded_text"]
+    mask = bench.make_inputs(4, (4, 2, 4, 4), 8, 32, 0, padded_text=True)[4]
+    assert mask.sum(1).tolist() == [8, 2, 8, 2]
     _positive_summary(r["infer"]["tenku_baseline"]["cpu"])
     assert r["infer_vs_baseline"]["tenku_vs_tenku_baseline"]["cpu"] > 0
     tenku, _ = bench.build_models(32, 1, 2, 32, 4)
@@ -90,6 +93,12 @@ def test_dit_vs_diffusers_baseline_commit():
     assert float((a - b).abs().max()) <= 1e-5 and float(a.abs().max()) > 1e-3
     with pytest.raises(SystemExit, match="cannot read"):
         bench.load_baseline_dit("no-such-revision", tenku)
+    tiny = ["--width", "32", "--depth", "1", "--heads", "2", "--text-dim", "32", "--text-len", "4", "--batch", "2",
+            "--latent", "4x2x4x4", "--repeats", "1", "--warmup", "0", "--threads", "1", "--mode", "train"]
+    r = bench.main(tiny + ["--baseline-commit", "HEAD", "--sides", "tenku_baseline"])  # only these sides are timed
+    assert set(r["train"]) == {"diffusers", "tenku_baseline"}
+    with pytest.raises(SystemExit, match="unknown"):
+        bench.main(tiny + ["--sides", "tenku_compiled"])  # not added without --compile
 
 
 def test_vae_vs_diffusers_tiny():
