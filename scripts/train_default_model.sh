@@ -9,7 +9,7 @@
 #
 # Environment:  NPROC (processes per stage, default 2; torchrun gloo on CPU, nccl on CUDA)
 #               DEVICE (cpu or cuda; default cuda when available)   THREADS (torch threads/process, 1)
-#               CLIPS, VAE_STOP, VAE2_STEPS, LATENT_CLIPS, DIT_STOP, ASSET (where the pipeline folder goes)
+#               CLIPS, VAE_STOP, VAE2_STEPS, LATENT_CLIPS, DIT1_STOP, DIT_STEPS, DIT_STOP, ASSET (where the pipeline folder goes)
 set -euo pipefail
 
 RUN=${1:-runs/world-tiny}
@@ -19,7 +19,9 @@ CLIPS=${CLIPS:-4000}
 VAE_STOP=${VAE_STOP:-1500}
 VAE2_STEPS=${VAE2_STEPS:-800}
 LATENT_CLIPS=${LATENT_CLIPS:-2000}
-DIT_STOP=${DIT_STOP:-2500}
+DIT1_STOP=${DIT1_STOP:-2500}
+DIT_STEPS=${DIT_STEPS:-6000}
+DIT_STOP=${DIT_STOP:-5500}
 ASSET=${ASSET:-src/tenku/assets/tenku-world-tiny}
 DEV=()
 if [[ -n "${DEVICE:-}" ]]; then DEV=(--device "$DEVICE"); fi
@@ -49,8 +51,13 @@ done
 wait
 
 echo "== 4/6 DiT (+ byte text encoder) to step $DIT_STOP"
+# phase 1: the preset's schedule (3000 steps planned), stopped at $DIT1_STOP
 "${TRAIN[@]}" dit --data "$RUN/latents" --out "$RUN/dit" --preset world-tiny --resume "${DEV[@]}" \
-    --stop-at "$DIT_STOP" --no-progress
+    --stop-at "$DIT1_STOP" --no-progress
+# phase 2: the same run resumed with a $DIT_STEPS-step schedule (the learning rate rises back to about
+# 0.65 of its peak and decays again), stopped at $DIT_STOP
+"${TRAIN[@]}" dit --data "$RUN/latents" --out "$RUN/dit" --preset world-tiny --resume "${DEV[@]}" \
+    --steps "$DIT_STEPS" --stop-at "$DIT_STOP" --no-progress
 tenku train dit --data "$RUN/latents" --out "$RUN/dit" --preset world-tiny --resume "${DEV[@]}" \
     --steps "$DIT_STOP" --no-progress
 
