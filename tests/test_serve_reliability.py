@@ -101,14 +101,17 @@ def test_200_jobs_from_50_concurrent_clients_all_complete_once(tmp_path):
 def test_worker_sigkill_mid_job_and_server_crash_mid_queue_lose_nothing(tmp_path):
     data = tmp_path / "serve"
     model = tiniest_pipeline(tmp_path / "model")
-    slow = ["--lease-seconds", "2", "--steps", "60", "--seconds", "1", "--poll-after-ms", "100", "--threads", "1"]
+    # 600 sampler steps: a job lasts long enough (about a second even on an idle machine) to be killed mid-way
+    slow = ["--lease-seconds", "2", "--steps", "600", "--seconds", "1", "--poll-after-ms", "100", "--threads", "1"]
     srv = ServerProcess(model=model, data_dir=data, workers=1, args=slow).start()
     try:
         c = openai.OpenAI(base_url=srv.url + "/v1", api_key="unused", max_retries=0)
         ids = [c.videos.create(prompt=f"job {i}", seconds="1").id for i in range(8)]
         # 1. SIGKILL the worker while it runs the first job (found through the lease owner, host:pid)
         _wait(lambda: c.videos.retrieve(ids[0]).progress >= 10, 60, "the sampler to report progress")
-        owner = next(r["lease_owner"] for r in _rows(data) if r["id"] == ids[0])
+        row = next(r for r in _rows(data) if r["id"] == ids[0])  # one read: status and owner together
+        assert row["status"] == "in_progress" and row["lease_owner"], row
+        owner = row["lease_owner"]
         pid = int(owner.rsplit(":", 1)[1])
         assert pid in _children(srv.proc.pid)
         os.kill(pid, signal.SIGKILL)
