@@ -14,6 +14,12 @@ MLP width, patch size, text width and token count, in float32 on the CPU. One pr
 ``--baseline-commit REV`` adds ``tenku_baseline``: the DiT source (``tenku/models/dit.py`` and ``layers.py``) as it
 was at git revision REV, loaded beside the current one with the same weights, so a change is timed before and
 after in one process (with ``--compile``, also ``tenku_baseline_compiled``).
+``--wan-pipeline-text N`` (N = 512 as diffusers' ``WanPipeline`` runs) adds ``diffusers_pipeline_text``: Wan with
+its text as its pipeline feeds it, the prompt's ``--text-len`` embeddings followed by zeros up to N tokens and no
+mask (``WanPipeline._get_t5_prompt_embeds`` pads to ``max_sequence_length=512`` with ``new_zeros``; the
+transformer's cross-attention gets ``attention_mask=None``), while tenku keeps the prompt's real length (it packs
+text without padding). The equal-token ``diffusers`` side stays the main comparison; ratios against the padded
+side are reported separately (``*_speedup_vs_pipeline_text``).
 Prints JSON with per-side wall and CPU seconds (median, min, max, spread) and the tenku/diffusers ratios.
 """
 
@@ -107,6 +113,19 @@ def load_baseline_dit(rev: str, cfg_model):
     return model
 
 
+def pad_text_as_wan_pipeline(text, mask, length: int):
+    """Text as ``WanPipeline`` gives it to the transformer: each prompt's real embeddings (``mask``), zeros after
+    them, up to ``length`` tokens (B, length, D); the transformer gets no mask."""
+    B, L, D = text.shape
+    if length < L:
+        raise SystemExit(f"--wan-pipeline-text {length} is shorter than --text-len {L}; give at least {L}")
+    out = text.new_zeros(B, length, D)
+    for i in range(B):
+        n = int(mask[i].sum())
+        out[i, :n] = text[i][mask[i]]
+    return out
+
+
 def tenku_call(model):
     import torch
 
@@ -116,8 +135,18 @@ def tenku_call(model):
     return fwd
 
 
-def wan_call(model):
-    def fwd(x, t, text, mask):  # Wan takes timesteps on the 0..1000 scale and unmasked text
+def wan_call(model, pipeline_text: int | None = None):
+    """Wan takes timesteps on the 0..1000 scale and unmasked text; with ``pipeline_text`` the text is padded
+    with zeros to that many tokens first, as ``WanPipeline`` does (once, outside the timed step)."""
+    padded: dict = {}
+
+    def fwd(x, t, text, mask):
+        if pipeline_text:
+            key = (id(text), id(mask))
+            if key not in padded:
+                padded.clear()
+                padded[key] = (pad_text_as_wan_pipeline(text, mask, pipeline_text), text, mask)
+            text = padded[key][0]
         return model(x, t * 1000.0, text, return_dict=False)[0]
 
     return fwd
@@ -174,6 +203,12 @@ def run(args) -> dict:
             base_c = load_baseline_dit(args.baseline_commit, tenku)
             fwds["tenku_baseline_compiled"] = tenku_call(sys.modules[type(base_c).__module__].compile_dit(base_c))
             models["tenku_baseline_compiled"] = base_c
+    if args.wan_pipeline_text:  # the same Wan model, fed as its pipeline feeds it (text padded with zeros)
+        if args.wan_pipeline_text < args.text_len:
+            raise SystemExit(f"--wan-pipeline-text {args.wan_pipeline_text} is shorter than --text-len "
+                             f"{args.text_len}; give at least {args.text_len} (WanPipeline pads to 512)")
+        fwds["diffusers_pipeline_text"] = wan_call(wan, args.wan_pipeline_text)
+        models["diffusers_pipeline_text"] = wan
     if args.sides:  # time only these (diffusers always: the ratios are against it)
         unknown = set(args.sides) - set(fwds)
         if unknown:
@@ -188,9 +223,11 @@ def run(args) -> dict:
         "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
         "machine": machine_info(),
         "config": {"width": args.width, "depth": args.depth, "heads": args.heads, "mlp": 4 * args.width,
-                   "patch": [1, 2, 2], "text_dim": args.text_dim, "text_len": args.text_len, "padded_text": args.padded_text, "batch": args.batch,
+                   "patch": [1, 2, 2], "text_dim": args.text_dim, "text_len": args.text_len, "padded_text": args.padded_text,
+                   "wan_pipeline_text_len": args.wan_pipeline_text, "batch": args.batch,
                    "latent": list(latent), "tokens_per_sample": tokens, "dtype": "float32"},
         "params": {k: sum(p.numel() for p in m.parameters()) for k, m in models.items()},
+        "load": "1-minute load average before (machine.load_average) and after (load_average_after)",
         "baseline_commit": args.baseline_commit,
     }
     if args.mode in ("train", "both"):
@@ -202,6 +239,8 @@ def run(args) -> dict:
         result["train"] = {k: {**v, "tokens_per_s": n_tok / v["wall"]["median"],
                                "tokens_per_cpu_s": n_tok / v["cpu"]["median"]} for k, v in res.items()}
         result["train_speedup"] = _ratios(res)
+        if "diffusers_pipeline_text" in res:
+            result["train_speedup_vs_pipeline_text"] = _ratios(res, "diffusers_pipeline_text")
         if "tenku_baseline" in res:
             result["train_vs_baseline"] = _ratios(res, "tenku_baseline")
     if args.mode in ("infer", "both"):
@@ -219,6 +258,8 @@ def run(args) -> dict:
         res = time_interleaved(steps, args.repeats, args.warmup)
         result["infer"] = res
         result["infer_speedup"] = _ratios(res)
+        if "diffusers_pipeline_text" in res:
+            result["infer_speedup_vs_pipeline_text"] = _ratios(res, "diffusers_pipeline_text")
         if "tenku_baseline" in res:
             result["infer_vs_baseline"] = _ratios(res, "tenku_baseline")
     if args.profile:
@@ -266,8 +307,12 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--compile", action="store_true", help="also time tenku under torch.compile")
     p.add_argument("--profile", action="store_true", help="also list each side's costliest operators (training)")
     p.add_argument("--baseline-commit", metavar="REV", help="also time tenku's DiT as it was at this git revision")
+    p.add_argument("--wan-pipeline-text", type=int, metavar="N", help="also time Wan with its text padded with "
+                   "zeros to N tokens and no mask, as diffusers' WanPipeline runs it (N=512), beside tenku at "
+                   "--text-len real tokens (side diffusers_pipeline_text; the equal-token side stays)")
     p.add_argument("--sides", nargs="+", metavar="SIDE", help="time only these sides (and diffusers): tenku, "
-                   "tenku_compiled, tenku_baseline, tenku_baseline_compiled (default: all that the options add)")
+                   "tenku_compiled, tenku_baseline, tenku_baseline_compiled, diffusers_pipeline_text "
+                   "(default: all that the options add)")
     args = p.parse_args(argv)
     result = run(args)
     emit(result, args.json)

@@ -101,6 +101,39 @@ def test_dit_vs_diffusers_baseline_commit():
         bench.main(tiny + ["--sides", "tenku_compiled"])  # not added without --compile
 
 
+def test_dit_vs_diffusers_wan_pipeline_text():
+    """``--wan-pipeline-text N``: Wan fed as WanPipeline feeds it (each prompt's real embeddings, then zeros up to N
+    tokens, no mask) beside the equal-token Wan side and tenku at the real prompt length."""
+    pytest.importorskip("diffusers")
+    import torch
+
+    bench = _load("dit_vs_diffusers")
+    text = torch.arange(2 * 4 * 3, dtype=torch.float32).reshape(2, 4, 3) + 1
+    mask = torch.tensor([[True, True, True, True], [True, False, False, False]])
+    padded = bench.pad_text_as_wan_pipeline(text, mask, 6)
+    assert padded.shape == (2, 6, 3)
+    assert torch.equal(padded[0, :4], text[0]) and not padded[0, 4:].any()
+    assert torch.equal(padded[1, :1], text[1, :1]) and not padded[1, 1:].any()  # padding zeroed, not kept
+    tiny = ["--width", "32", "--depth", "1", "--heads", "2", "--text-dim", "32", "--text-len", "4", "--batch", "2",
+            "--latent", "4x2x4x4", "--repeats", "1", "--warmup", "0", "--threads", "1"]
+    r = bench.main(tiny + ["--wan-pipeline-text", "16", "--padded-text"])
+    assert r["config"]["wan_pipeline_text_len"] == 16 and r["config"]["text_len"] == 4
+    for mode in ("train", "infer"):
+        assert {"tenku", "diffusers", "diffusers_pipeline_text"} <= set(r[mode])
+        _positive_summary(r[mode]["diffusers_pipeline_text"]["cpu"])
+        assert r[f"{mode}_speedup_vs_pipeline_text"]["tenku_vs_diffusers_pipeline_text"]["cpu"] > 0
+        assert "tenku_vs_diffusers" in r[f"{mode}_speedup"]  # the equal-token comparison stays
+    assert "tenku_text_cached_vs_diffusers_pipeline_text" in r["infer_speedup_vs_pipeline_text"]
+    # the padded side really gets N text tokens: Wan's output changes when zeros are appended
+    _, wan = bench.build_models(32, 1, 2, 32, 4)
+    x, _, t, text, mask = bench.make_inputs(1, (4, 2, 4, 4), 4, 32, 0)
+    with torch.no_grad():
+        a, b = bench.wan_call(wan)(x, t, text, mask), bench.wan_call(wan, 16)(x, t, text, mask)
+    assert float((a - b).abs().max()) > 1e-6
+    with pytest.raises(SystemExit, match="shorter"):
+        bench.main(tiny + ["--wan-pipeline-text", "2"])
+
+
 def test_vae_vs_diffusers_tiny():
     pytest.importorskip("diffusers")
     bench = _load("vae_vs_diffusers")
@@ -153,7 +186,33 @@ def test_quality_vs_steps_tiny(tmp_path):
                     "--out", str(tmp_path / "q"), "--threads", "1"])
     assert [row["steps"] for row in r["rows"]] == [1, 2]
     assert (tmp_path / "q" / "steps_1" / "report.json").exists()
-    assert all(row["clips"] >= 1 and row["seconds"] > 0 for row in r["rows"])
+    assert all(row["clips"] >= 1 and row["seconds"] > 0 and row["seed"] == 0 for row in r["rows"])
+    assert r["sampling"]["sampler"] and r["sampling"]["shift"] >= 1.0 and r["sampling"]["frames"] == 17
+    assert set(r["per_steps"]) == {1, 2} and set(r["adherence_gap_to_most_steps"]) == {1, 2}
+
+
+def test_quality_vs_steps_headline_and_seed_summary():
+    """The numbers taken from an eval report, and the per-step-count summary over seeds."""
+    bench = _load("quality_vs_steps")
+    acc = {"color": {"accuracy": 0.5, "clips": 4}, "count": {"accuracy": 0.0, "clips": 2}}
+    report = {"metrics": {"adherence": {"in_distribution": acc, "held_out": {"color": {"accuracy": 1.0, "clips": 2}}},
+                          "physics": {"in_distribution": {"position": {"error": 45.3, "ratio": 1130.0},
+                                                          "found_fraction": 0.0},
+                                      "out_of_distribution": {"found_fraction": 0.25}},
+                          "permanence": {"count_accuracy": 0.1}},
+              "clips": [{}, {}, {}]}
+    h = bench.headline(report)
+    assert h["adherence_mean"] == 25.0 and h["adherence"] == {"color": 50.0, "count": 0.0}
+    assert h["adherence_right_answers"] == "4/8" and h["adherence_all_splits_mean"] == 50.0
+    assert h["position_error"] == 45.3 and h["found_fraction"] == 0.0 and h["found_fraction_ood"] == 0.25
+    assert h["clips"] == 3
+    rows = [{"steps": 8, "seed": 0, "adherence_mean": 10.0, "seconds": 2.0, "adherence": {"count": 10.0}},
+            {"steps": 8, "seed": 1, "adherence_mean": 4.0, "seconds": 4.0, "adherence": {"count": 4.0}},
+            {"steps": 50, "seed": 0, "adherence_mean": 1.0, "seconds": 9.0}]
+    s = bench.summarize_seeds(rows)
+    assert s[8]["seeds"] == [0, 1] and s[8]["adherence_mean"] == {"mean": 7.0, "min": 4.0, "max": 10.0}
+    assert s[8]["seconds"]["mean"] == 3.0 and s[8]["count_adherence"]["max"] == 10.0
+    assert s[50]["adherence_mean"]["mean"] == 1.0 and "count_adherence" not in s[50]
 
 
 def test_quality_vs_steps_without_model_exits_2(tmp_path):
