@@ -93,6 +93,9 @@ def add_generation_options(p) -> None:
                    help="model name for --enhancer (default: %(default)s)")
     p.add_argument("--enhancer-timeout", type=float, metavar="S", default=30.0,
                    help="seconds to wait for --enhancer (default: %(default)s)")
+    p.add_argument("--no-seam-match", action="store_true",
+                   help="keep the decoder's frames where new frames meet given ones or the previous window "
+                        "(default: correct them for the VAE's colour shift so the seam does not jump)")
     p.add_argument("--window", type=int, metavar="N", default=None,
                    help="latent frames per window for long videos (default: the model's training clip)")
     p.add_argument("--model", metavar="PATH",
@@ -198,7 +201,7 @@ def generate_to_file(args, pipe, prompt: str, mode, *, width=None, height=None, 
                              width=width, fps=args.fps, num_steps=args.steps, guidance=args.guidance,
                              sampler=args.sampler, seed=seed, progress=not args.no_progress,
                              expand=expander(args), window=args.window,
-                             guidance_interval=args.guidance_interval)
+                             guidance_interval=args.guidance_interval, match_seams=not args.no_seam_match)
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
     out = Path(args.output) if args.output else Path(default_output_name(slug if slug is not None else prompt, seed))

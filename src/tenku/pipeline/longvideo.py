@@ -13,6 +13,12 @@ at once, so a caller can hand them to the mp4 encoder: a 60 s clip holds one win
 window of frames and ``c`` frames of context, never the whole video. Backward extension is the one
 exception: its windows are made right to left, so its new frames are held until the end.
 
+Seam matching (:func:`match_seams`, on by default): a window's decoded context frames are the VAE's
+round trip of the given frames, not the frames themselves, so new frames would jump by the VAE's
+reconstruction error where they meet given frames (a colour shift, lost texture). The difference
+between a given frame and its decoded twin is added to the new frames: its per-channel median (the
+colour shift) throughout the window, the rest fading out over ``2 * tf`` frames from the seam.
+
 Frame arithmetic (tf = the VAE's temporal factor): a window with ``g`` generated latent frames adds
 ``tf * g`` frames after a head context and ``1 + tf * (g - 1)`` frames without one. So forward
 continuations add multiples of ``tf`` frames and a fresh start adds ``1 + tf * m``.
@@ -69,11 +75,12 @@ def context_latents(frames_available: int, context: int, tf: int) -> int:
 
 
 def forward_schedule(num_new: int, window: int, context: int, tf: int, head_frames: int = 0,
-                     tail: int = 0, tail_from_start: bool = False) -> list[Window]:
+                     tail: int = 0, tail_from_start: bool = False, closing_context: int | None = None) -> list[Window]:
     """Windows that add ``num_new`` frames after ``head_frames`` given frames (0: a fresh start), the last
     one conditioned on ``tail`` clean latent frames of the frames after (0: none). ``tail_from_start``
     (loops): the frames after are the first frames of this very video, so the first window cannot be
-    the last one."""
+    the last one. The closing window (the one with the tail) gets as many new frames as it can hold,
+    and at most ``closing_context`` head latent frames (None: ``context``), so it has room to bridge."""
     def frames(g: int, k1: int) -> int:
         return tf * g if k1 else 1 + tf * (g - 1)
 
@@ -86,15 +93,22 @@ def forward_schedule(num_new: int, window: int, context: int, tf: int, head_fram
         raise TenkuError(f"cannot add {num_new} frames here: this needs {what} frames")
     wins: list[Window] = []
     remaining, avail = num_new, head_frames
+    closing = context if closing_context is None else min(context, closing_context)
     while remaining > 0:
         k1 = context_latents(avail, context, tf)
         can_end = tail and not (tail_from_start and not wins)
         if can_end:
-            gmax = window - k1 - tail
-            if gmax >= 1 and remaining <= frames(gmax, k1):
-                wins.append(Window(k1, g_for(remaining, k1), tail))
+            k_end = context_latents(avail, closing, tf)
+            gmax = window - k_end - tail
+            if gmax >= 1 and remaining <= frames(gmax, k_end):
+                wins.append(Window(k_end, g_for(remaining, k_end), tail))
                 break
-        g = min(window - k1, g_for(remaining - tf, k1) if tail else g_for(remaining, k1))
+        if tail:  # leave the closing window as many new frames as it can hold (room to bridge to the tail)
+            k_last = context_latents(avail + frames(1, k1), closing, tf)
+            room = max(tf, min(remaining - tf, remaining - frames(window - k_last - tail, k_last)))
+            g = min(window - k1, g_for(room, k1))
+        else:
+            g = min(window - k1, g_for(remaining, k1))
         if g < 1 or window - k1 - tail < 1:
             raise TenkuError(f"a window of {window} latent frames cannot hold {k1} given frames before, {tail} "
                              f"after and any new ones; use a model with a longer window or less context")
@@ -131,8 +145,9 @@ class WindowRunner:
     def __init__(self, pipe, cond, uncond, r: dict, generator: torch.Generator, num_windows: int,
                  callback: Callable[[dict], None] | None = None, progress: bool = True,
                  on_window: Callable[[dict], None] | None = None,
-                 guidance_interval: tuple[float, float] | None = None):
+                 guidance_interval: tuple[float, float] | None = None, match_seams: bool = True):
         self.guidance_interval = guidance_interval
+        self.match_seams = bool(match_seams)
         self.pipe, self.cond, self.uncond, self.r, self.gen = pipe, cond, uncond, r, generator
         self.tf = pipe.vae.cfg.temporal_factor
         self.num_windows = max(1, num_windows)
@@ -216,6 +231,47 @@ class WindowRunner:
         """Decode latents in time chunks, yielding frames [start, stop) as (t, H, W, 3) uint8 pieces."""
         yield from decode_frames(self.pipe, z, start, stop)
 
+    def decode_matched(self, z: torch.Tensor, start: int, stop: int, head: tuple[int, np.ndarray] | None,
+                       tail: tuple[int, np.ndarray] | None) -> np.ndarray:
+        """Frames [start, stop) of window ``z``, matched to the given frames around it (see :func:`match_seams`;
+        ``head``/``tail``: (index in the decoded window, the given frame it stands for))."""
+        if not self.match_seams or (head is None and tail is None):
+            return np.concatenate(list(self.decode(z, start, stop)))
+        frames = np.concatenate(list(self.decode(z, 0, None if tail is None else max(stop, tail[0] + 1))))
+        return match_seams(frames, head, tail, fade=2 * self.tf)[start:stop]
+
+
+def match_seams(frames: np.ndarray, head: tuple[int, np.ndarray] | None, tail: tuple[int, np.ndarray] | None,
+                fade: int) -> np.ndarray:
+    """Correct decoded frames (T, H, W, 3) uint8 so they meet given frames without a jump. ``head`` = (i, f):
+    decoded frame ``i`` stands for the given frame ``f`` before the new ones; ``tail`` likewise for the
+    given frame after them. The residual r = f - frames[i] splits into its per-channel median (the VAE's
+    colour shift: added to every frame, interpolated in time between head and tail) and the rest (detail
+    and local colour: added with a weight that falls linearly from 1 at frame i to 0 at ``fade + 1``
+    frames away). Frame i itself comes out equal to f."""
+    out = frames.astype(np.float32)
+    j = np.arange(len(out), dtype=np.float32)
+    shift = np.zeros((len(out), 3), np.float32)
+    anchors = []
+    for side, anchor in (("head", head), ("tail", tail)):
+        if anchor is None:
+            continue
+        i, given = anchor
+        r = given.astype(np.float32) - out[i]  # (H, W, 3)
+        med = np.median(r.reshape(-1, 3), axis=0)  # (3,)
+        dist = (j - i) if side == "head" else (i - j)
+        w = np.clip(1.0 - dist / (fade + 1), 0.0, 1.0) * (dist >= 0)  # (T,)
+        out += w[:, None, None, None] * (r - med)
+        anchors.append((i, med))
+    if len(anchors) == 2:
+        (i0, m0), (i1, m1) = anchors
+        s = np.clip((j - i0) / max(i1 - i0, 1), 0.0, 1.0)[:, None]  # 0 at the head, 1 at the tail
+        shift = (1 - s) * m0 + s * m1
+    else:
+        shift[:] = anchors[0][1]
+    out += shift[:, None, None, :]
+    return np.clip(np.round(out), 0, 255).astype(np.uint8)
+
 
 def decode_frames(pipe, z: torch.Tensor, start: int = 0, stop: int | None = None) -> Iterator[np.ndarray]:
     """Latents (1, C, T', h, w) -> uint8 frame pieces (t, H, W, 3) for frames [start, stop), in time order,
@@ -271,13 +327,16 @@ def stream_forward(runner: WindowRunner, schedule: list[Window], head: np.ndarra
             tail = np.concatenate(start)
         z = runner.window(w, ctx.frames, tail)
         F = 1 + tf * (w.size - 1)
-        lo = 0 if (j == 0 and keep_first_context) else (1 + tf * (w.head - 1) if w.head else 0)
-        for piece in runner.decode(z, lo, F - tf * w.tail):
-            ctx.push(piece)
-            if tail_from_start and sum(len(s) for s in start) < start_need:
-                start.append(piece)
-            yield piece
+        c = 1 + tf * (w.head - 1) if w.head else 0  # decoded head context frames
+        lo = 0 if (j == 0 and keep_first_context) else c
+        hi = F - tf * w.tail
+        piece = runner.decode_matched(z, lo, hi, (c - 1, ctx.frames[-1]) if w.head else None,
+                                      (hi, tail[0]) if w.tail else None)
         del z
+        ctx.push(piece)
+        if tail_from_start and sum(len(s) for s in start) < start_need:
+            start.append(piece)
+        yield piece
 
 
 def stream_backward(runner: WindowRunner, schedule: list[Window], tail: np.ndarray) -> Iterator[np.ndarray]:
@@ -289,7 +348,7 @@ def stream_backward(runner: WindowRunner, schedule: list[Window], tail: np.ndarr
     for w in schedule:
         z = runner.window(w, None, right)
         F = 1 + tf * (w.size - 1)
-        new = np.concatenate(list(runner.decode(z, int(w.drop_first), F - tf * w.tail)))
+        new = runner.decode_matched(z, int(w.drop_first), F - tf * w.tail, None, (F - tf * w.tail, right[0]))
         pieces.append(new)
         right = np.concatenate([new, right])[: tf * w.tail]
     for piece in reversed(pieces):

@@ -69,7 +69,7 @@ class TextToImage:
 @dataclasses.dataclass(frozen=True)
 class ImageToVideo:
     """Animate ``image`` (a path or (H, W, 3) uint8): it becomes latent frame 0, held fixed; the output's
-    first frame is its VAE round trip."""
+    first frame is the image (its VAE round trip with ``match_seams=False``)."""
 
     image: Media = dataclasses.field(compare=False)
     name: ClassVar[str] = "image_to_video"
@@ -284,6 +284,17 @@ class GenerationStream:
         return PipelineOutput(frames=frames, fps=self.fps, metadata=self.metadata, latents=self.state.get("latents"))
 
 
+def _bridge_context(k: int, window: int, context: int | None) -> tuple[int, int]:
+    """(tail, head) latent frames of the window that bridges to given frames after (loop, connect). By
+    default one each, so a short window has room to move between the two ends (with the shipped model's
+    5-latent window, 2 + 2 left one new latent frame and its loops jumped at the wrap: 8.1 vs 5.4 with
+    1 + 1, frame difference, seed 0); an explicit ``context`` is used on both sides as far as it fits."""
+    if context is None:
+        return 1, 1
+    k2 = max(1, min(k, window - 1 - k))
+    return k2, k
+
+
 def _seconds_to_frames(seconds: float, fps: float, tf: int, plus_one: bool) -> int:
     """Frames for ``seconds`` rounded to what a window adds: a multiple of tf (or 1 + tf*m), at least one step."""
     n = seconds * fps
@@ -317,12 +328,15 @@ def generate(pipe, prompt: str, mode: Mode | None = None, *, negative_prompt: st
              fps: float | None = None, num_steps: int | None = None, guidance: float | None = None,
              sampler: str | None = None, seed: int | None = None, generator=None, callback=None,
              progress: bool = True, expand: Any = True, window: int | None = None, context: int | None = None,
-             guidance_interval: tuple[float, float] | None = None, on_window=None) -> GenerationStream:
+             guidance_interval: tuple[float, float] | None = None, on_window=None,
+             match_seams: bool = True) -> GenerationStream:
     """Plan a generation of ``mode`` and return its :class:`GenerationStream` (nothing is sampled until
     the frames are read). ``window``: latent frames per window (default: the model's training clip);
     ``context``: latent frames of context each continuation is given (default: :func:`default_context`).
     ``expand``: True (built-in prompt expander), False, or an expander (see :mod:`tenku.pipeline.prompt`).
-    ``guidance_interval`` (lo, hi): classifier-free guidance only for timesteps in [lo, hi]."""
+    ``guidance_interval`` (lo, hi): classifier-free guidance only for timesteps in [lo, hi].
+    ``match_seams``: correct new frames where they meet given or earlier frames for the VAE's round-trip
+    error (:func:`tenku.pipeline.longvideo.match_seams`); False keeps the decoder's frames as they are."""
     import time
 
     import torch
@@ -399,17 +413,18 @@ def generate(pipe, prompt: str, mode: Mode | None = None, *, negative_prompt: st
         a = load_video(mode.a, Wd, H, fps_out)
         b = load_video(mode.b, Wd, H, fps_out)
         n = _seconds_to_frames(mode.seconds, fps_out, tf, plus_one=False)
-        k2 = max(1, min(k, len(b) // tf, W - 1 - k))
-        sched = lv.forward_schedule(n, W, k, tf, head_frames=len(a), tail=k2)
+        k2, closing = _bridge_context(k, W, context)
+        k2 = max(1, min(k2, len(b) // tf))
+        sched = lv.forward_schedule(n, W, k, tf, head_frames=len(a), tail=k2, closing_context=closing)
         make = lambda run: lv.stream_forward(run, sched, a, b, k)  # noqa: E731
         before, after = [a], [b]
         total = len(a) + n + len(b)
     elif isinstance(mode, Loop):
         n = r["num_frames"]
-        k2 = max(1, min(k, W - 1 - k))
+        k2, closing = _bridge_context(k, W, context)
         if n < 1 + tf:
             raise UnsupportedSizeError(f"a loop needs at least {1 + tf} frames, got {n}; ask for a longer loop")
-        sched = lv.forward_schedule(n, W, k, tf, tail=k2, tail_from_start=True)
+        sched = lv.forward_schedule(n, W, k, tf, tail=k2, tail_from_start=True, closing_context=closing)
         make = lambda run: lv.stream_forward(run, sched, None, None, k, tail_from_start=True)  # noqa: E731
         total = n
     else:  # Edit
@@ -428,14 +443,16 @@ def generate(pipe, prompt: str, mode: Mode | None = None, *, negative_prompt: st
     meta = pipe.metadata(prompt, negative_prompt, seed, pipe_check)
     meta.update({"mode": mode.name, "mode_params": _mode_params(mode), "expanded_prompt": text,
                  "expander": expansion, "windows": len(sched), "window_latent_frames": W,
-                 "context_latent_frames": k, "guidance_interval": guidance_interval})
+                 "context_latent_frames": k, "guidance_interval": guidance_interval,
+                 "match_seams": bool(match_seams)})
 
     def frames():
         start = time.perf_counter()
         with torch.no_grad():
             cond, uncond = pipe.encode_prompt(text, negative_prompt, float(r["guidance"]))
             run = lv.WindowRunner(pipe, cond, uncond, r, gen, len(sched), callback=callback, progress=progress,
-                                  on_window=on_window, guidance_interval=guidance_interval)
+                                  on_window=on_window, guidance_interval=guidance_interval,
+                                  match_seams=match_seams)
             try:
                 for v in before:
                     yield v

@@ -317,6 +317,7 @@ class TenkuPipeline:
         window: int | None = None,
         context: int | None = None,
         guidance_interval: tuple[float, float] | None = None,
+        match_seams: bool = True,
     ) -> PipelineOutput:
         """Generate one clip. Unset arguments come from ``sample_config``. ``num_frames = 1`` is an image.
         Same seed (or an equally seeded ``generator``), same frames: noise is drawn on the CPU.
@@ -327,7 +328,9 @@ class TenkuPipeline:
         frames of the one before. ``expand``: prompt expansion before text encoding (True: built-in,
         False: off, or an expander from :mod:`tenku.pipeline.prompt`); metadata keeps both prompts.
         ``negative_prompt`` is the unconditional side of guidance; ``guidance_interval`` (lo, hi) applies
-        guidance only for timesteps in [lo, hi] (the conditional model alone outside, one pass)."""
+        guidance only for timesteps in [lo, hi] (the conditional model alone outside, one pass).
+        ``match_seams``: new frames are corrected where they meet given frames or the previous window
+        (the VAE's round-trip colour shift and detail; see :func:`tenku.pipeline.longvideo.match_seams`)."""
         if latents is not None:
             return self._run_latents(prompt, negative_prompt, latents, mode, expand, seed, generator,
                                      num_frames=num_frames, height=height, width=width, fps=fps,
@@ -336,7 +339,8 @@ class TenkuPipeline:
         return self.stream(prompt, negative_prompt, mode=mode, num_frames=num_frames, height=height, width=width,
                            fps=fps, num_steps=num_steps, guidance=guidance, sampler=sampler, seed=seed,
                            generator=generator, callback=callback, progress=progress, expand=expand,
-                           window=window, context=context, guidance_interval=guidance_interval).collect()
+                           window=window, context=context, guidance_interval=guidance_interval,
+                           match_seams=match_seams).collect()
 
     def stream(self, prompt: str, negative_prompt: str | None = None, mode: Any = None, **kwargs: Any):
         """Like calling the pipeline, but returns a :class:`tenku.pipeline.modes.GenerationStream` whose
