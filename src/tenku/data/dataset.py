@@ -29,6 +29,13 @@ def frames_to_tensor(frames: np.ndarray) -> "torch.Tensor":
     return x.permute(3, 0, 1, 2).div_(127.5).sub_(1.0)
 
 
+def tensor_to_frames(video: "torch.Tensor") -> np.ndarray:
+    """(3, T, H, W) float in [-1, 1] (any device or dtype) -> (T, H, W, 3) uint8, the inverse of
+    :func:`frames_to_tensor` (values outside [-1, 1] are clipped)."""
+    v = ((video.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)  # (3, T, H, W)
+    return np.ascontiguousarray(v.permute(1, 2, 3, 0).cpu().numpy())
+
+
 def read_clip_frames(path: str | Path, count: int | None = None, start: int = 0) -> np.ndarray:
     """Frames ``start .. start + count`` of a video file as (count, H, W, 3) uint8 (all frames when
     ``count`` is None). Raises :class:`MediaError` when the file cannot be decoded or is truncated."""

@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import torch
 
+from tenku.data.dataset import tensor_to_frames
 from tenku.errors import TenkuError
 
 
@@ -283,8 +284,7 @@ def decode_frames(pipe, z: torch.Tensor, start: int = 0, stop: int | None = None
         lo, hi = max(start - pos, 0), n if stop is None else min(stop - pos, n)
         pos += n
         if hi > lo:
-            v = ((video[0, :, lo:hi].float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)  # (3, t, H, W)
-            yield np.ascontiguousarray(v.permute(1, 2, 3, 0).cpu().numpy())  # (t, H, W, 3)
+            yield tensor_to_frames(video[0, :, lo:hi])  # (t, H, W, 3)
         if stop is not None and pos >= stop:
             return
 

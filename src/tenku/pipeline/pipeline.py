@@ -259,13 +259,9 @@ class TenkuPipeline:
     @torch.no_grad()
     def decode(self, latents: torch.Tensor) -> np.ndarray:
         """Latents (1, C, T', h, w) -> frames (T, H, W, 3) uint8, decoded in time chunks."""
-        p = next(self.vae.parameters())
-        chunk = max(1, int(self.decode_chunk))
-        parts = []
-        for video in self.vae.decode_iter(latents.to(device=p.device, dtype=p.dtype), chunk_size=chunk):
-            v = ((video[0].float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)  # (3, t, H, W)
-            parts.append(v.permute(1, 2, 3, 0).cpu().numpy())  # (t, H, W, 3)
-        return np.ascontiguousarray(np.concatenate(parts, axis=0))
+        from tenku.pipeline.longvideo import decode_frames
+
+        return np.ascontiguousarray(np.concatenate(list(decode_frames(self, latents)), axis=0))
 
     # ---- the call ----------------------------------------------------------------------------
     def resolve(self, **kwargs: Any) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from tenku.data.dataset import tensor_to_frames
 from tenku.train.datasets import BadSample, ClipSource
 
 # a fixed prompt list in the world's caption vocabulary (short and long forms)
@@ -30,12 +31,6 @@ SAMPLE_PROMPTS = (
     "at a moderate speed. The camera stays still.",
     "",
 )
-
-
-def _to_uint8(video: torch.Tensor) -> np.ndarray:
-    """(3, T, H, W) in [-1, 1] -> (T, H, W, 3) uint8."""
-    v = ((video.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-    return v.permute(1, 2, 3, 0).cpu().numpy()
 
 
 def ema_copy(kind: str, mc: dict, cfg, ema_state: dict[str, torch.Tensor]) -> torch.nn.Module:
@@ -97,9 +92,8 @@ def vae_psnr(vae, data: str | Path, split: str | None, max_clips: int = 64) -> d
         except BadSample:
             continue
         recon = vae.decode(vae.encode(video))
-        a = ((video + 1) * 127.5).round().clamp(0, 255)
-        b = ((recon + 1) * 127.5).round().clamp(0, 255)
-        mse = float((a - b).pow(2).mean())
+        a, b = tensor_to_frames(video[0]).astype(np.float64), tensor_to_frames(recon[0]).astype(np.float64)
+        mse = float(np.mean((a - b) ** 2))
         psnrs.append(10 * math.log10(255.0**2 / max(mse, 1e-10)))
     if not psnrs:
         return {"split": split, "error": "no readable clips"}
@@ -136,7 +130,7 @@ def export_and_sample(kind, ema_state, mc, vae, source, cfg, out: Path, step: in
                 except BadSample:
                     continue
                 recon = vae_ema.decode(vae_ema.encode(video[None]))[0]
-                pair = np.concatenate([_to_uint8(video), _to_uint8(recon)], axis=2)  # side by side
+                pair = np.concatenate([tensor_to_frames(video), tensor_to_frames(recon)], axis=2)  # side by side
                 write_video(sample_dir / f"recon-{i}.mp4", pair, 8)
                 videos.append(pair)
         if videos:
