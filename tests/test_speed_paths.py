@@ -5,7 +5,10 @@ Tolerances: the text-context cache reorders no arithmetic, so it must match exac
 channels_last_3d convolutions sum in a different order, so within 1e-4 on outputs in [-1, 1]. The real-valued
 RoPE table gives the complex rotation's values within 1e-6 (one float32 rounding of a*cos - b*sin); the
 equal-size batch path (one patchify copy, text rows sliced, no cross-attention mask when nothing is padded)
-matches each sample run alone within 1e-5 (measured ~2e-7, as packed vs alone in tests/test_dit.py).
+matches each sample run alone within 1e-5 (measured ~2e-7, as packed vs alone in tests/test_dit.py). Padded
+prompts: the key mask made once per prompt as an additive bias gives the boolean mask's attention exactly (0), and
+inference cutting each sample's keys to its own text length (no mask) matches the masked path within 1e-5
+(a shorter softmax sum rounds differently; measured ~1e-6).
 """
 
 from __future__ import annotations
@@ -191,3 +194,62 @@ def test_dit_block_traces_to_one_real_valued_graph():
         [rope_freqs_3d(g, dit.rope_axes, dit.cfg.rope_theta, device) for g in grids])
     _, dtypes_complex = _block_graph_dtypes(dit, inputs)
     assert any(d.is_complex for d in dtypes_complex)
+
+
+def test_padded_text_inference_cuts_keys_to_each_prompt():
+    """A CFG-like batch (a prompt and the empty negative prompt, padded to one length): inference attends to
+    each sample's own text positions only (runs of equal text length, no mask), training keeps one masked call;
+    both give the masked attention's outputs. The key mask is an additive bias made once per prompt."""
+    import dataclasses
+
+    import torch.nn.functional as F
+
+    _, dit, text = make_tiny_models(0)
+    g = torch.Generator().manual_seed(2)
+    x = [torch.randn(4, 3, 4, 4, generator=g) for _ in range(4)]
+    t = torch.tensor([0.7, 0.7, 0.3, 0.3])
+    emb, mask = text.encode(["a red ball rolls right", "", "a blue square falls", ""])
+    with torch.no_grad():
+        tc = dit.encode_text(emb, mask)
+    lens = tuple(int(n) + 1 for n in mask.sum(1))  # the null token is always visible
+    assert tc.text_lens == lens and len(set(lens)) > 1
+    assert tc.attn_bias.shape == (4, 1, 1, emb.shape[1] + 1)
+    assert torch.equal(tc.attn_bias[:, 0, 0] == 0, tc.ctx_mask)  # 0 where visible, -inf on padding
+    # the bias gives the boolean mask's attention exactly
+    q = torch.randn(4, 2, 5, 8, generator=g)
+    k, v = (torch.randn(4, 2, emb.shape[1] + 1, 8, generator=g) for _ in range(2))
+    assert torch.equal(F.scaled_dot_product_attention(q, k, v, attn_mask=tc.attn_bias),
+                       F.scaled_dot_product_attention(q, k, v, attn_mask=tc.ctx_mask[:, None, None, :]))
+    sdpa_calls = []
+    orig = F.scaled_dot_product_attention
+
+    def counting(*a, **kw):
+        sdpa_calls.append(kw.get("attn_mask") is not None)
+        return orig(*a, **kw)
+
+    masked_tc = dataclasses.replace(tc, text_lens=None)  # the masked path: one call per group
+    with torch.no_grad():
+        F.scaled_dot_product_attention = counting
+        try:
+            cut = dit(x, t, emb, mask, text_context=tc)
+            cut_calls = list(sdpa_calls)  # per block: self-attention, then cross-attention
+            sdpa_calls.clear()
+            masked = dit(x, t, emb, mask, text_context=masked_tc)
+            masked_calls = list(sdpa_calls)
+        finally:
+            F.scaled_dot_product_attention = orig
+        wrong = dit(x, t, emb, mask, text_context=dataclasses.replace(tc, text_lens=tuple(n - 1 for n in lens)))
+    n = len(dit.blocks)
+    assert len(cut_calls) == n * (1 + 4) and not any(cut_calls)  # cross: 4 runs of one text length, no mask
+    assert len(masked_calls) == n * (1 + 1) and sum(masked_calls) == n  # cross: one masked call
+    assert _maxdiff(cut, masked) <= 1e-5
+    assert _maxdiff(cut, wrong) > 1e-4  # keys cut one position short differ: the check can fail
+    # with gradients (training) the masked single call is kept, and gives the same outputs
+    out = dit(x, t, emb, mask)
+    assert out[0].requires_grad and _maxdiff([o.detach() for o in out], masked) <= 1e-6
+    # a mask with a hole is not a prefix: no cut, the bias alone
+    hole = mask.clone()
+    hole[0, 1] = False
+    with torch.no_grad():
+        assert dit.encode_text(emb, hole).text_lens is None
+        assert dit.encode_text(emb[:1], mask[:1]).attn_bias is None  # nothing padded: no mask at all

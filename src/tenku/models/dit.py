@@ -132,24 +132,37 @@ class CrossAttention(nn.Module):
         return self.k_norm(k), v
 
     def forward(
-        self, x: torch.Tensor, pk: Packed, ctx: torch.Tensor, ctx_mask: torch.Tensor | None,
-        kv: tuple[torch.Tensor, torch.Tensor] | None = None,
+        self, x: torch.Tensor, pk: Packed, ctx: torch.Tensor, ctx_bias: torch.Tensor | None,
+        kv: tuple[torch.Tensor, torch.Tensor] | None = None, text_lens: tuple[int, ...] | None = None,
     ) -> torch.Tensor:
-        # x: (N, D) packed; ctx: (B, S, D); ctx_mask: (B, S) bool or None (all visible); kv: text_kv(ctx) if
-        # precomputed
+        # x: (N, D) packed; ctx: (B, S, D); ctx_bias: (B, 1, 1, S) additive key mask (0 visible, -inf padding)
+        # or None (all visible); kv: text_kv(ctx) if precomputed; text_lens: each sample's visible text
+        # positions when they are a prefix (then inference attends to exactly those, with no mask)
         n, d = x.shape
         q = self.q_norm(self.q(x).view(n, self.heads, self.head_dim))  # (N, H, hd)
         k, v = self.text_kv(ctx) if kv is None else kv  # each (B, S, H, hd)
-        # ctx_mask None: every text position is visible (no mask to apply)
+        split = ctx_bias is not None and text_lens is not None and not torch.is_grad_enabled()
         out = []
         for (start, L, ids), rows in zip(pk.groups, pk.text_rows):
             g = len(ids)
+            if split:  # padded prompts, inference: runs of samples with equal text length, keys cut to it
+                j = 0
+                while j < g:
+                    e, s = j + 1, text_lens[ids[j]]
+                    while e < g and text_lens[ids[e]] == s and ids[e] == ids[e - 1] + 1:
+                        e += 1
+                    qg = q[start + j * L : start + e * L].view(e - j, L, self.heads, self.head_dim).transpose(1, 2)
+                    kg, vg = (t[ids[j] : ids[j] + e - j, :s].transpose(1, 2) for t in (k, v))  # (G', H, s, hd)
+                    o = F.scaled_dot_product_attention(qg, kg, vg)  # (G', H, L, hd)
+                    out.append(o.transpose(1, 2).reshape((e - j) * L, d))
+                    j = e
+                continue
             qg = pk.rows_of(q, start, g * L).view(g, L, self.heads, self.head_dim).transpose(1, 2)  # (G, H, L, hd)
-            kg, vg, mg = k, v, ctx_mask  # the whole batch's text (a group of every sample)
+            kg, vg, mg = k, v, ctx_bias  # the whole batch's text (a group of every sample)
             if rows is not None:
-                kg, vg, mg = k[rows], v[rows], None if ctx_mask is None else ctx_mask[rows]
+                kg, vg, mg = k[rows], v[rows], None if ctx_bias is None else ctx_bias[rows]
             kg, vg = kg.transpose(1, 2), vg.transpose(1, 2)  # (G, H, S, hd)
-            mask = None if mg is None else mg[:, None, None, :]  # (G, 1, 1, S)
+            mask = None if mg is None or mg.dtype == torch.bool else mg.to(qg.dtype)  # (G, 1, 1, S) bias
             o = F.scaled_dot_product_attention(qg, kg, vg, attn_mask=mask)  # (G, H, L, hd)
             out.append(o.transpose(1, 2).reshape(g * L, d))
         return self.proj(torch.cat(out) if len(out) > 1 else out[0])  # (N, D)
@@ -183,7 +196,8 @@ class DiTBlock(nn.Module):
 
     def forward(
         self, x: torch.Tensor, cond: torch.Tensor, pk: Packed, rope: torch.Tensor, ctx: torch.Tensor,
-        ctx_mask: torch.Tensor | None, kv: tuple[torch.Tensor, torch.Tensor] | None = None,
+        ctx_bias: torch.Tensor | None, kv: tuple[torch.Tensor, torch.Tensor] | None = None,
+        text_lens: tuple[int, ...] | None = None,
     ) -> torch.Tensor:
         # x: (N, D) packed tokens; xv: the same memory viewed as (*pk.view, D) for the modulation
         n, d = x.shape
@@ -191,7 +205,7 @@ class DiTBlock(nn.Module):
         xv = x.view(*pk.view, d)
         h = torch.addcmul(shift1, self.norm1(xv), scale1)  # (*view, D)
         xv = torch.addcmul(xv, gate1, self.attn(h.reshape(n, d), pk, rope).view_as(xv))
-        xv = xv + self.cross(self.norm_x(xv).reshape(n, d), pk, ctx, ctx_mask, kv).view_as(xv)
+        xv = xv + self.cross(self.norm_x(xv).reshape(n, d), pk, ctx, ctx_bias, kv, text_lens).view_as(xv)
         h = torch.addcmul(shift2, self.norm2(xv), scale2)
         xv = torch.addcmul(xv, gate2, self.mlp(h))
         return xv.reshape(n, d)  # (N, D)
@@ -215,7 +229,9 @@ class FinalLayer(nn.Module):
 class TextContext:
     """What the DiT computes from the prompt alone (:meth:`DiT.encode_text`): reused across sampler steps.
     pooled (B, D); ctx (B, 1+L, D) with the null token first; ctx_mask (B, 1+L) bool; kv: per block, the
-    cross-attention keys and values, each (B, 1+L, H, hd)."""
+    cross-attention keys and values, each (B, 1+L, H, hd). ``attn_bias``: the key mask as an additive
+    (B, 1, 1, 1+L) bias (0 visible, -inf padding), None when nothing is padded; ``text_lens``: visible
+    positions per sample when each sample's are a prefix, else None."""
 
     text: torch.Tensor
     text_mask: torch.Tensor
@@ -223,6 +239,8 @@ class TextContext:
     ctx: torch.Tensor
     ctx_mask: torch.Tensor
     kv: list[tuple[torch.Tensor, torch.Tensor]]
+    attn_bias: torch.Tensor | None = None
+    text_lens: tuple[int, ...] | None = None
 
 
 class DiT(nn.Module):
@@ -374,8 +392,8 @@ class DiT(nn.Module):
         tc = text_context
         if tc is None or tc.text is not text or tc.text_mask is not text_mask:
             tc = self.encode_text(text, text_mask, with_kv=False)
-        pooled, ctx, ctx_mask = tc.pooled, tc.ctx, tc.ctx_mask  # (B, D), (B, 1+L, D), (B, 1+L)
-        attn_mask = None if bool(ctx_mask.all()) else ctx_mask  # no padding: cross-attention needs no mask
+        pooled, ctx = tc.pooled, tc.ctx  # (B, D), (B, 1+L, D)
+        attn_bias, text_lens = tc.attn_bias, tc.text_lens  # no padding: cross-attention needs no mask
         kvs = tc.kv or [None] * len(self.blocks)
         temb = self.t_embedder(torch.stack([t, torch.zeros_like(t)], dim=1).reshape(-1))  # (2B,) -> (2B, D)
         cond = temb + pooled.repeat_interleave(2, dim=0)  # (2B, D): rows [2i] = t_i, [2i+1] = clean (t = 0)
@@ -383,9 +401,9 @@ class DiT(nn.Module):
         block_cond = cond if self.adaLN_shared is None else self.adaLN_shared(cond)  # (2B, D) or (2B, 6D)
         for block, kv in zip(self.blocks, kvs):
             if self.cfg.grad_checkpointing and torch.is_grad_enabled():
-                h = checkpoint(block, h, block_cond, pk, rope, ctx, attn_mask, kv, use_reentrant=False)
+                h = checkpoint(block, h, block_cond, pk, rope, ctx, attn_bias, kv, text_lens, use_reentrant=False)
             else:
-                h = block(h, block_cond, pk, rope, ctx, attn_mask, kv)  # (N, D)
+                h = block(h, block_cond, pk, rope, ctx, attn_bias, kv, text_lens)  # (N, D)
         out = self.final_layer(h, cond, pk)  # (N, patch_dim)
 
         if pk.uniform and b > 1:
@@ -408,7 +426,14 @@ class DiT(nn.Module):
         ctx = torch.cat([self.null_text.expand(b, -1, -1).to(dtype), self.text_proj(text.to(dtype))], dim=1)
         ctx_mask = torch.cat([torch.ones(b, 1, dtype=torch.bool, device=text.device), mask], dim=1)  # (B, 1+L)
         kv = [blk.cross.text_kv(ctx) for blk in self.blocks] if with_kv else []
-        return TextContext(text, text_mask, pooled, ctx, ctx_mask, kv)
+        bias = lens = None
+        if not bool(ctx_mask.all()):  # padded prompts: the key mask as a bias, made once per prompt
+            bias = torch.zeros(ctx_mask.shape, dtype=ctx.dtype, device=ctx.device).masked_fill(~ctx_mask, float("-inf"))
+            bias = bias[:, None, None, :]  # (B, 1, 1, 1+L)
+            n = ctx_mask.sum(1)  # (B,)
+            if bool((ctx_mask == (torch.arange(ctx_mask.shape[1], device=n.device) < n[:, None])).all()):
+                lens = tuple(int(v) for v in n.tolist())  # every sample's visible text is a prefix
+        return TextContext(text, text_mask, pooled, ctx, ctx_mask, kv, bias, lens)
 
     # ---- accounting (nanoGPT style) ----------------------------------------------------------
     def num_params(self, trainable_only: bool = False) -> int:
