@@ -19,8 +19,9 @@ class EMA:
     def __init__(self, module: nn.Module, decay: float):
         self.decay = decay
         self.num_updates = 0
-        self.names = [n for n, p in module.named_parameters() if p.requires_grad]
-        self.shadow = {n: p.detach().clone().float() for n, p in module.named_parameters() if p.requires_grad}
+        # every parameter, frozen ones too (they stay at their value), so the averaged weights are a whole model
+        self.names = [n for n, _ in module.named_parameters()]
+        self.shadow = {n: p.detach().clone().float() for n, p in module.named_parameters()}
 
     @torch.no_grad()
     def update(self, module: nn.Module) -> None:

@@ -72,6 +72,8 @@ def build(kind: str, cfg: TrainConfig, info: DistInfo, vae_path: str | Path | No
     torch.manual_seed(cfg.seed)  # the same initial weights in every process
     if kind == "vae":
         vae = CausalVAE(mc["vae"])
+        if not cfg.train_encoder:
+            vae.encoder.requires_grad_(False)  # decoder-only: the latent space stays as it is
         return VAEObjective(vae, cfg.l1_weight, cfg.l2_weight, cfg.edge_weight, cfg.kl_weight,
                             cfg.posterior_noise, cfg.color_weight, cfg.motion_weight), None, mc
     from tenku.models.dit import DiT
@@ -182,7 +184,7 @@ def _train(kind, cfg, data, out, resume, vae_path, stop_at, info: DistInfo, prog
         out.mkdir(parents=True, exist_ok=True)
         cfg.save(out / "train_config.json")
     if info.is_main and state is None:
-        n = sum(p.numel() for p in raw.parameters())
+        n = sum(p.numel() for p in raw.parameters() if p.requires_grad)
         monitor.message(f"{kind}: {n / 1e6:.2f}M trainable parameters, {len(source)} samples in "
                         f"{len(sampler.buckets)} bucket(s), {len(sampler)} batches per epoch, "
                         f"{info.world_size} process(es) on {info.device}")

@@ -63,6 +63,9 @@ class TrainConfig(ConfigBase):
     # coloured and moving objects otherwise count for little against large grey textured floors.
     color_weight: float = 0.0
     motion_weight: float = 0.0
+    # VAE: False holds the encoder fixed (and with it the latent space), so a DiT trained on its latents
+    # stays valid: a decoder-only fine-tune
+    train_encoder: bool = True
     # DiT objective
     caption_dropout: float = 0.1  # fraction of samples trained with the empty prompt (for guidance)
     caption_levels: tuple[str, ...] = ("short", "medium", "long")
