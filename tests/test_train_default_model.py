@@ -32,7 +32,7 @@ def test_shipped_vae_keeps_the_objects_of_unseen_world_clips():
     (20.3 dB, 0 of 167 objects) fails this; the current one measured 25.0 dB and 20 of 167."""
     import torch
 
-    from tenku.data.dataset import frames_to_tensor
+    from tenku.data.dataset import frames_to_tensor, tensor_to_frames
     from tenku.eval.metrics import psnr
     from tenku.eval.parser import ObjectParser
     from tenku.models.hub import load_component
@@ -45,7 +45,7 @@ def test_shipped_vae_keeps_the_objects_of_unseen_world_clips():
         clip = make_clip(sample_scene(seed, "test_id", seconds=2.0))
         with torch.no_grad():
             r = vae.decode(vae.encode(frames_to_tensor(clip.frames)[None]))  # (1, 3, T, H, W)
-        frames = ((r[0].permute(1, 2, 3, 0) + 1) * 127.5).round().clamp(0, 255).byte().numpy()
+        frames = tensor_to_frames(r[0])
         psnrs.append(psnr(frames, clip.frames))
         colors = {o["id"]: o["color"] for o in clip.ground_truth["objects"]}
         for t, dets in enumerate(parser.parse_video(frames)):
