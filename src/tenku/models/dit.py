@@ -239,8 +239,8 @@ class TextContext:
     ctx: torch.Tensor
     ctx_mask: torch.Tensor
     kv: list[tuple[torch.Tensor, torch.Tensor]]
-    attn_bias: torch.Tensor | None = None
-    text_lens: tuple[int, ...] | None = None
+    attn_bias: torch.Tensor | None
+    text_lens: tuple[int, ...] | None
 
 
 class DiT(nn.Module):
