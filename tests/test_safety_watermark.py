@@ -109,10 +109,9 @@ def test_no_false_positives_on_unmarked_video():
 # (several objects, static camera), 4 white (bounce_walls; light: +10% brightness clips it at 255),
 # 2 checkered floor (collision, static camera)
 WORLD_CLIPS = {7: 0x5EED1234, 4: 0xC0FFEE42, 2: 0x0BADCAFE}
-# static checkerboard floors miss some payloads under these (benchmarks/RESULTS.md), so the checkered
-# clip is held to the other attacks only; under CRF 28 since v3 (its luma mark is 2.2 RMS, not 2.4: this
-# payload reads with 3 wrong bits at z 10.6, where v2 read it)
-CHECKER_MARGINAL = ("downscale_0.5", "crop_10pct_resized", "h264_crf28")
+# static checkerboard floors miss some payloads under these two (benchmarks/RESULTS.md), so the
+# checkered clip is held to the other attacks only
+CHECKER_MARGINAL = ("downscale_0.5", "crop_10pct_resized")
 
 
 def test_world_clips_under_every_attack(tmp_path):
@@ -140,16 +139,14 @@ def test_world_clips_under_every_attack(tmp_path):
 
 
 def test_light_pixels_get_a_one_sided_mark():
-    """Headroom: on a light floor the luma mark only darkens (so +10% brightness, which clips it at 255,
-    leaves the darker dots), while mid-grey gets the symmetric mark; the detector reads the payload after
-    x1.1. (The chroma mark leaves luma unchanged: R and G move in opposite directions.)"""
+    """Headroom: on a light floor the mark only darkens (so +10% brightness, which clips it at 255, leaves
+    the darker dots), while mid-grey gets the symmetric mark; the detector reads the payload after x1.1."""
     rng = np.random.default_rng(0)
     frames = np.full((9, 64, 64, 3), 238, np.uint8)
     frames[:, :, :24] = 120  # a mid-grey third
     marked = wm.embed(frames, 0xFEEDBEEF).astype(int)
-    luma = wm._luma(marked.astype(np.uint8))
-    light, grey = luma[:, :, 32:] - 238, luma[:, :, :20] - 120
-    assert light.max() <= 0.6 and light.min() < -4  # 0.6: rounding each channel to a whole level
+    light, grey = marked[:, :, 32:, 0] - 238, marked[:, :, :20, 0] - 120
+    assert light.max() <= 0 and light.min() < -4
     assert grey.max() > 2 and grey.min() < -2
     bright = np.clip(marked * 1.1 + rng.normal(0, 0.5, marked.shape), 0, 255).astype(np.uint8)
     assert wm.detect(bright).payload == 0xFEEDBEEF
@@ -173,44 +170,3 @@ def test_damaged_word_is_rejected_not_corrected():
     corr[5] = -0.2 * signs[5]  # one weak bit read wrong
     payload, ok, corrected, words = wm._decode(corr, np.abs(corr))
     assert not ok and corrected == 0 and words == 1
-
-
-def test_chroma_carrier_reads_a_textured_grey_floor_after_a_crop(tmp_path, monkeypatch):
-    """The low-band chroma carrier (v3) on a static stone floor, where the luma mark alone is weak: the
-    chroma statistic alone decodes it at the pre-registered hypothesis, and after a 10% crop the joint
-    luma + chroma statistic reads it (the luma carrier alone, v2's statistic, does not reach the gate)."""
-    from tenku.world.make import make_world_clip
-
-    clip = make_world_clip(0, "test_id", 18).frames  # stone floor, two coloured objects, static camera
-    marked = wm.embed(clip, 0x5EED0018)
-    assert wm.psnr(marked, clip) >= 40.0
-    base = media.read_video(media.write_video(tmp_path / "s.mp4", marked, 8))[0]
-    nc = wm._c_correlations(wm._fold(wm._c_residual(wm._c_plane(base))), wm.DEFAULT_KEY)[:, 0, 0]
-    signs = np.where(wm._code_bits(0x5EED0018), 1.0, -1.0)
-    assert (nc * signs > 0).all()  # every code bit right from chroma alone, at the original geometry
-    r = wm.detect(base[:, 6:-6, 6:-6])
-    assert r.detected and r.payload == 0x5EED0018 and "chroma" in r.carriers, r
-    with monkeypatch.context() as m:
-        m.setattr(wm, "COMBOS", ((1.0, 0.0),))  # the luma statistic alone
-        assert not wm.detect(base[:, 6:-6, 6:-6]).detected
-    luma_only = wm.embed(clip, 0x5EED0018, strength=wm.STRENGTH, c_strength=0.0)  # a luma-only (v2-style) mark
-    assert wm.detect(luma_only).payload == 0x5EED0018  # is still read (luma statistic)
-
-
-def test_chroma_z_scores_are_not_inflated_on_unmarked_frames():
-    """The chroma correlations take their spread from reference bins (no mark there): on unmarked content
-    (world clips with coloured objects on every kind of floor, flat and graded synthetic clips) they are
-    at most N(0, 1)-wide at every shift (narrower where the white floor dominates), so the false-alarm
-    bound of the joint statistic holds; a marked clip is far outside."""
-    from tenku.world.make import make_world_clip
-
-    peak = 0.0
-    for i in range(6):
-        for frames in (make_world_clip(0, "test_ood", 300 + i).frames, synthetic_clip(400 + i)):
-            z = wm._c_correlations(wm._fold(wm._c_residual(wm._c_plane(frames))), wm.DEFAULT_KEY)
-            assert z.std() < 1.2, z.std()
-            peak = max(peak, float(np.abs(z).max()))
-    assert peak < 6.0, peak
-    marked = wm.embed(synthetic_clip(400), 0x0C0FFEE0)
-    nc = wm._c_correlations(wm._fold(wm._c_residual(wm._c_plane(marked))), wm.DEFAULT_KEY)[:, 0, 0]
-    assert (nc * np.where(wm._code_bits(0x0C0FFEE0), 1.0, -1.0)).min() > 1.0

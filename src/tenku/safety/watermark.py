@@ -1,5 +1,4 @@
-"""Invisible watermark ``tenku-ss-v3``: a 32-bit payload (+ 8 CRC bits) spread over a mid band of luma
-and, with the same code bits, over a low band of chroma (Cr).
+"""Invisible watermark: a 32-bit payload (+ 8 CRC bits) spread over a mid band of luma.
 
 Design (measured in benchmarks/watermark_robustness.py; see docs/safety.md):
 
@@ -25,16 +24,6 @@ Design (measured in benchmarks/watermark_robustness.py; see docs/safety.md):
   separately the two pre-registered hypotheses "unmoved" and "0.5x downscale" at shift 0, are
   decoded by hard decisions. (The CRC-guided flip of one weak bit is off, ``MAX_FLIPS = 0``: with 8 CRC
   bits it accepted a wrong payload; the machinery stays for measuring.)
-- Chroma carrier (v3): the same 40 code bits on BT.601 Cr, luma unchanged, at RMS ``C_STRENGTH``
-  (1.05 levels; the luma mark is 2.2, together PSNR ~40.5 dB). Its 40 orthogonal patterns mix the two
-  quadratures of the 20 lowest Fourier bins (radius 1.4..5.1 cycles per tile, fx + fy even), which
-  4:2:0 chroma and grey textured floors leave alone; the bins of odd parity around them carry no mark
-  and give the noise level, so chroma correlations are z-scores that are not capped by the mark's own
-  spread. Detection reads the temporal median of Cr minus its spatial median, with pixels farther
-  than ``C_ZERO`` from it zeroed (coloured objects), and soft-limits each group to ``C_CAP`` (its
-  distortion, not noise, dominates when it is strong). The luma search picks the geometry; at it the
-  statistic is luma alone or luma + chroma (and chroma alone at the two pre-registered hypotheses), all
-  counted as hypotheses. v2 marks (luma only, same patterns) still read through the luma-only statistic.
 - A mark is reported when the CRC matches and the false-alarm bound
   ``p_value = hypotheses * Q(z) * (CRC candidates tried) / 256`` is at most ``P_FALSE``.
 """
@@ -54,17 +43,7 @@ CRC_BITS = 8
 K = PAYLOAD_BITS + CRC_BITS
 BAND = (2.5, 12.0)
 DEFAULT_KEY = 0x7E4C_0001
-STRENGTH = 2.2  # RMS of the luma mark in 8-bit levels
-C_STRENGTH = 1.05  # RMS of the chroma (Cr) mark in 8-bit levels
-C_KEY = 0x5A5A  # the chroma patterns use key ^ C_KEY
-C_RMAX = 6.0  # chroma bins: the 20 lowest of even parity (radius >= 1, fx > 0); reference bins up to here
-C_RING = 1.5  # noise of a chroma bin: mean power of reference bins within this radius of it
-C_FLOOR = 0.5  # ... plus white noise of this RMS (levels per pixel): a flat frame is not infinitely clean
-C_ZERO = 5.0  # chroma residual: pixels farther than this from the median (coloured objects) are zeroed
-C_CAP = 3.0  # soft limit of a chroma group's z (the median of its |z| over shifts)
-COMBOS = ((1.0, 0.0), (1.0, 1.0), (0.0, 1.0))  # (luma, chroma) weights of the statistics tried (chroma alone
-# only at the pre-registered hypotheses: its low band cannot place a shift by itself)
-CARRIERS = {(1.0, 0.0): "luma", (1.0, 1.0): "luma+chroma", (0.0, 1.0): "chroma"}
+STRENGTH = 2.4  # RMS of the mark in 8-bit levels
 CLIP = 3.0  # residual limiter (levels)
 WIENER_R = 2  # pre-whitening: local mean power over (2r+1)^2 Fourier bins
 WIENER_FLOOR = 0.5  # ... plus this times its median over the band
@@ -218,121 +197,41 @@ def _tiled(w: np.ndarray, h: int, wd: int) -> np.ndarray:
     return np.tile(w, reps)[:h, :wd]
 
 
-def _cr(frames: np.ndarray) -> np.ndarray:
-    """BT.601 Cr (without its offset) of (..., 3) RGB."""
-    f = frames.astype(np.float32)
-    return 0.5 * f[..., 0] - 0.418688 * f[..., 1] - 0.081312 * f[..., 2]
-
-
-def _c_plane(video: np.ndarray) -> np.ndarray:
-    """Temporal median of Cr (T, H, W, 3) -> (H, W): moving coloured objects drop out, the mark stays."""
-    return np.median(_cr(video), axis=0)
-
-
-def _c_residual(c: np.ndarray) -> np.ndarray:
-    """Cr minus its median, with pixels farther than ``C_ZERO`` from it (coloured objects) zeroed."""
-    r = c - np.median(c)
-    r[np.abs(r) > C_ZERO] = 0.0
-    return r
-
-
-def _half_plane_bins(rmin: float, rmax: float) -> list[tuple[float, int, int, int]]:
-    """(radius, row, column, parity of fx + fy) of the rfft2 bins with fx > 0 in a ring, by radius."""
-    fy = np.fft.fftfreq(TILE) * TILE
-    fx = np.fft.rfftfreq(TILE) * TILE
-    return sorted((math.hypot(x, y), i, j, int(x + y) % 2) for i, y in enumerate(fy) for j, x in enumerate(fx)
-                  if x > 0 and rmin <= math.hypot(x, y) <= rmax)
-
-
-@lru_cache(maxsize=4)
-def _chroma_plan(key: int) -> tuple[np.ndarray, np.ndarray, list, list]:
-    """Chroma patterns (K, TILE, TILE) (unit std, orthogonal), their conjugate spectra, the mark bins
-    (the K / 2 lowest of even parity, two quadratures each, mixed by a random orthogonal matrix so that
-    every group spans all of them) and the reference bins (odd parity, no mark) that give the noise."""
-    bins = _half_plane_bins(1.0, C_RMAX)
-    mark = [b for b in bins if b[3] == 0][: K // 2]
-    ref = [b for b in bins if b[3] == 1 and b[0] <= mark[-1][0] + 1.0]
-    basis = np.zeros((K, TILE, TILE // 2 + 1), complex)
-    for g in range(K):
-        _, i, j, _ = mark[g // 2]
-        basis[g, i, j] = 1.0 if g % 2 == 0 else 1j
-    q, _ = np.linalg.qr(np.random.default_rng(key ^ C_KEY).normal(size=(K, K)))
-    pats = np.fft.irfft2(np.tensordot(q, basis, axes=1), s=(TILE, TILE))
-    pats = pats / pats.std(axis=(1, 2), keepdims=True)
-    pats.setflags(write=False)
-    return pats, np.conj(np.fft.rfft2(pats)), mark, ref
-
-
-def _c_correlations(folded: np.ndarray, key: int, cap: bool = True) -> np.ndarray:
-    """(K, TILE, TILE) chroma correlations at every cyclic shift as z-scores: the null spread of each group
-    comes from the power of the reference bins near its bins (plus the white floor), not from the data at
-    its own bins (which the mark fills), and (``cap``) a strong group is soft-limited to about ``C_CAP``."""
-    _, spectra, mark, ref = _chroma_plan(key)
-    x = np.fft.rfft2(folded)
-    corr = np.fft.irfft2(x[None] * spectra, s=(TILE, TILE))
-    ref_r = np.array([b[0] for b in ref])
-    ref_p = np.array([abs(x[i, j]) ** 2 for _, i, j, _ in ref])
-    amp = np.zeros((TILE, TILE // 2 + 1))
-    for r, i, j, _ in mark:
-        near = np.abs(ref_r - r) <= C_RING
-        amp[i, j] = math.sqrt(ref_p[near].mean() + TILE * TILE * C_FLOOR**2)
-    spread = np.fft.irfft2(amp[None] * spectra, s=(TILE, TILE)).std(axis=(1, 2))
-    z = corr / np.maximum(spread, 1e-9)[:, None, None]
-    if not cap:
-        return z
-    return z / np.sqrt(1.0 + (np.median(np.abs(z), axis=(1, 2), keepdims=True) / C_CAP) ** 2)
-
-
-def embed(frames: np.ndarray, payload: int, key: int = DEFAULT_KEY, strength: float = STRENGTH,
-          c_strength: float = C_STRENGTH) -> np.ndarray:
-    """Return a marked copy of frames (T, H, W, 3) uint8 (or one (H, W, 3) frame): the luma mark at RMS
-    ``strength`` and the chroma mark at RMS ``c_strength`` (0 turns a carrier off)."""
+def embed(frames: np.ndarray, payload: int, key: int = DEFAULT_KEY, strength: float = STRENGTH) -> np.ndarray:
+    """Return a marked copy of frames (T, H, W, 3) uint8 (or one (H, W, 3) frame)."""
     single = frames.ndim == 3
     video = frames[None] if single else frames
     if video.ndim != 4 or video.shape[-1] != 3 or video.dtype != np.uint8:
         raise ValueError(f"expected uint8 frames (T, H, W, 3), got {video.dtype} {video.shape}")
     t, h, w, _ = video.shape
     signs = np.where(_code_bits(payload), 1.0, -1.0)
-    pats, cpats = patterns(key), _chroma_plan(key)[0]
+    pats = patterns(key)
     base = video.astype(np.float32)
-    gains, cgains = np.ones(K), np.ones(K)
+    gains = np.ones(K)
     out = video
     # frames smaller than the tile get the tile shrunk to fit (the detector searches that scale too)
     shrink = min(1.0, min(h, w) / TILE)
     th, tw = round(h / shrink), round(w / shrink)
     # headroom: 1 = symmetric mark, 0 = negative half only (light pixels that +10% brightness clips)
     sym = np.clip((LIGHT_HI - _luma(video)) / (LIGHT_HI - LIGHT_LO), 0.0, 1.0)  # (T, H, W)
-
-    def carrier(g: np.ndarray, p: np.ndarray) -> np.ndarray:  # (H, W) tiled pattern for gains g
-        m = _tiled(np.tensordot(signs * g, p, axes=1), th, tw)
-        return _resize(m, h, w) if shrink < 1.0 else m
-
-    def informed(g: np.ndarray, corr: np.ndarray) -> np.ndarray:  # every bit to the median margin
-        target = np.median(corr)
-        return g * np.clip(target / np.maximum(corr, 1e-3 * target), 0.5, 3.0) if target > 0 else g
-
     for it in range(4):
-        delta = np.zeros(base.shape, np.float32)  # (T, H, W, 3)
-        if strength > 0:
-            mark = carrier(gains, pats)
-            mark = mark[None] * sym + np.minimum(mark, 0.0)[None] * (1.0 - sym)  # (T, H, W)
-            delta += (mark * (strength / np.sqrt((mark**2).mean())))[..., None]
-        if c_strength > 0:  # Cr only: R and G in opposite directions, luma unchanged
-            cm = carrier(cgains, cpats)
-            cm = cm * (c_strength / np.sqrt((cm**2).mean()))
-            delta[..., 0] += 1.402 * cm
-            delta[..., 1] -= 0.714136 * cm
-        out = np.clip(np.round(base + delta), 0, 255).astype(np.uint8)
+        mark = np.tensordot(signs * gains, pats, axes=1)
+        mark = _tiled(mark, th, tw)
+        if shrink < 1.0:
+            mark = _resize(mark, h, w)
+        mark = mark[None] * sym + np.minimum(mark, 0.0)[None] * (1.0 - sym)  # (T, H, W)
+        mark = mark * (strength / np.sqrt((mark**2).mean()))
+        out = np.clip(np.round(base + mark[..., None]), 0, 255).astype(np.uint8)
         if it == 3:
             break
-        if strength > 0:
-            y = _luma(out).mean(0)
-            y = _resize(y, th, tw) if shrink < 1.0 else y
-            gains = informed(gains, _correlations(_fold(_residual(y)), key)[:, 0, 0] * signs)
-        if c_strength > 0:
-            c = _c_plane(out)
-            c = _resize(c, th, tw) if shrink < 1.0 else c
-            cgains = informed(cgains, _c_correlations(_fold(_c_residual(c)), key, cap=False)[:, 0, 0] * signs)
+        y = _luma(out).mean(0)
+        if shrink < 1.0:
+            y = _resize(y, th, tw)
+        corr = _correlations(_fold(_residual(y)), key)[:, 0, 0] * signs
+        target = np.median(corr)
+        if target <= 0:
+            break
+        gains = gains * np.clip(target / np.maximum(corr, 1e-3 * target), 0.5, 3.0)
     return out[0] if single else out
 
 
@@ -348,13 +247,12 @@ class WatermarkResult:
     bit_margin: float  # smallest |correlation| / spread over the code bits at the best hypothesis
     corrected_bits: int = 0  # bits flipped by the CRC-guided correction
     raw_payload: int = 0  # what the best hypothesis decodes, even when not detected (for measuring only)
-    carriers: str = "luma"  # the statistic of the reported hypothesis: "luma", "luma+chroma" or "chroma"
 
     def to_dict(self) -> dict:
         return {"detected": self.detected, "payload": None if self.payload is None else f"{self.payload:08x}",
                 "z": round(self.z, 2), "p_value": self.p_value, "crc_ok": self.crc_ok,
                 "scale": round(self.scale, 3), "shift": list(self.shift), "bit_margin": round(self.bit_margin, 2),
-                "corrected_bits": self.corrected_bits, "carriers": self.carriers}
+                "corrected_bits": self.corrected_bits}
 
 
 def _resize(y: np.ndarray, h: int, w: int) -> np.ndarray:
@@ -369,33 +267,21 @@ def detect(frames: np.ndarray, key: int = DEFAULT_KEY, max_frames: int = 48) -> 
     if len(video) > max_frames:
         video = video[np.linspace(0, len(video) - 1, max_frames).round().astype(int)]
     y = _luma(video).mean(0)
-    cr = _c_plane(video)
     h0, w0 = y.shape
     scales = [s for s in SCALES if (h0 / s) * (w0 / s) <= MAX_PIXELS]
     if not scales:  # a large frame: look at it only at the size that fits
         scales = [math.sqrt(h0 * w0 / MAX_PIXELS)]
     done, origin = {}, {}
 
-    def zstat(n: np.ndarray) -> np.ndarray:  # (K, ...) group z-scores -> z of the sum of |z|
-        return (np.abs(n).sum(0) - 0.7979 * K) / math.sqrt(0.3634 * K)
-
-    def best(nl: np.ndarray, nc: np.ndarray, i: tuple[int, int], combos, scale: float):
-        out = []
-        for a, b in combos:
-            c = (a * nl[:, i[0], i[1]] + b * nc[:, i[0], i[1]]) / math.hypot(a, b)
-            out.append((float(zstat(c)), scale, (int(i[0]), int(i[1])), c, np.abs(c), CARRIERS[a, b]))
-        return max(out, key=lambda r: r[0])
-
     def at(h: int, w: int) -> None:
         if (h, w) in done or h < 16 or w < 16 or h * w > MAX_PIXELS:
             return
         corr = _correlations(_fold(_residual(_resize(y, h, w))), key)  # (K, TILE, TILE)
-        nl = corr / np.maximum(corr.std(axis=(1, 2), keepdims=True), 1e-9)
-        nc = _c_correlations(_fold(_c_residual(_resize(cr, h, w))), key)  # (K, TILE, TILE)
-        stat = zstat(nl)  # (TILE, TILE): the luma statistic over shifts picks the shift
+        norm = np.abs(corr) / np.maximum(corr.std(axis=(1, 2), keepdims=True), 1e-9)
+        stat = (norm.sum(0) - 0.7979 * K) / math.sqrt(0.3634 * K)  # (TILE, TILE) z over shifts
         i = np.unravel_index(int(stat.argmax()), stat.shape)
-        done[h, w] = best(nl, nc, i, [c for c in COMBOS if c[0] > 0], h0 / h)
-        origin[h, w] = best(nl, nc, (0, 0), COMBOS, h0 / h)
+        done[h, w] = (float(stat[i]), h0 / h, (int(i[0]), int(i[1])), corr[:, i[0], i[1]], norm[:, i[0], i[1]])
+        origin[h, w] = (float(stat[0, 0]), h0 / h, (0, 0), corr[:, 0, 0], norm[:, 0, 0])
 
     for s in PRIVILEGED:
         at(round(h0 / s), round(w0 / s))
@@ -411,22 +297,21 @@ def detect(frames: np.ndarray, key: int = DEFAULT_KEY, max_frames: int = 48) -> 
             hh = hh if hh != h else h + f  # small frames: whole pixels are the finest step
             at(hh, round(w * hh / h))
     searched = max(done.values(), key=lambda b: b[0])
-    candidates = [(searched, len(done) * TILE * TILE * sum(1 for c in COMBOS if c[0] > 0))]
+    candidates = [(searched, len(done) * TILE * TILE)]
     if privileged:
-        candidates.append((max(privileged, key=lambda b: b[0]), len(privileged) * len(COMBOS)))
+        candidates.append((max(privileged, key=lambda b: b[0]), len(privileged)))
     result = None
-    for (z, s, shift, c, n, carriers), hypotheses in candidates:
+    for (z, s, shift, c, n), hypotheses in candidates:
         payload, crc_ok, corrected, words = _decode(c, n)
         p = min(1.0, hypotheses * 0.5 * math.erfc(z / math.sqrt(2)) * (words / 2**CRC_BITS if crc_ok else 1.0))
         detected = crc_ok and p <= P_FALSE
         if result is None or detected:
-            result = (detected, payload, z, p, crc_ok, s, shift, float(n.min()), corrected if detected else 0,
-                      carriers)
+            result = (detected, payload, z, p, crc_ok, s, shift, float(n.min()), corrected if detected else 0)
         if detected:
             break
-    detected, payload, z, p, crc_ok, s, shift, margin, corrected, carriers = result
+    detected, payload, z, p, crc_ok, s, shift, margin, corrected = result
     return WatermarkResult(detected, payload if detected else None, z, p, crc_ok, s, shift, margin, corrected,
-                           payload, carriers)
+                           payload)
 
 
 def detect_bits(frames: np.ndarray, key: int = DEFAULT_KEY) -> np.ndarray:
