@@ -9,7 +9,8 @@
 #
 # Environment:  NPROC (processes per stage, default 2; torchrun gloo on CPU, nccl on CUDA)
 #               DEVICE (cpu or cuda; default cuda when available)   THREADS (torch threads/process, 1)
-#               CLIPS, VAE_STOP, VAE2_STEPS, LATENT_CLIPS, DIT1_STOP, DIT_STEPS, DIT_STOP, ASSET (where the pipeline folder goes)
+#               CLIPS, VAE_STOP, VAE2_STEPS, VAE3_STEPS, LATENT_CLIPS, DIT1_STOP, DIT_STEPS, DIT_STOP,
+#               ASSET (where the pipeline folder goes)
 set -euo pipefail
 
 RUN=${1:-runs/world-tiny}
@@ -18,6 +19,7 @@ THREADS=${THREADS:-1}
 CLIPS=${CLIPS:-4000}
 VAE_STOP=${VAE_STOP:-1500}
 VAE2_STEPS=${VAE2_STEPS:-800}
+VAE3_STEPS=${VAE3_STEPS:-2000}
 LATENT_CLIPS=${LATENT_CLIPS:-2000}
 DIT1_STOP=${DIT1_STOP:-2500}
 DIT_STEPS=${DIT_STEPS:-6000}
@@ -33,7 +35,7 @@ echo "== 1/6 world clips: $CLIPS train + 200 held-out (test_id)"
 tenku world make --out "$RUN/world" --clips "$CLIPS" --workers "$NPROC" --no-progress
 tenku world make --out "$RUN/world_test_id" --clips 200 --split test_id --workers "$NPROC" --no-progress
 
-echo "== 2/6 VAE (4x8x8, 16 channels): two phases"
+echo "== 2/6 VAE (4x8x8, 16 channels): three phases"
 # phase 1: from scratch, the preset's schedule (lr 1.5e-4, 3000 steps planned, 5x32x32 crops), stopped at $VAE_STOP
 "${TRAIN[@]}" vae --data "$RUN/world" --out "$RUN/vae" --preset world-tiny --resume "${DEV[@]}" \
     --set eval_data="$RUN/world_test_id" --stop-at "$VAE_STOP" --no-progress
@@ -42,6 +44,12 @@ echo "== 2/6 VAE (4x8x8, 16 channels): two phases"
 "${TRAIN[@]}" vae --data "$RUN/world" --out "$RUN/vae2" --preset world-tiny --init "$RUN/vae" --resume "${DEV[@]}" \
     --steps "$VAE2_STEPS" --set warmup_steps=20 --set crop_frames=9 --set color_weight=4 --set motion_weight=4 \
     --set ckpt_every=50 --set eval_data="$RUN/world_test_id" --no-progress
+# phase 3: the decoder alone (the encoder, and so the latent space the DiT learns, stays phase 2's),
+# lr 1e-4 over $VAE3_STEPS steps with the same crops and pixel weights
+"${TRAIN[@]}" vae --data "$RUN/world" --out "$RUN/vae3" --preset world-tiny --init "$RUN/vae2" --resume "${DEV[@]}" \
+    --steps "$VAE3_STEPS" --set warmup_steps=20 --set lr=1e-4 --set crop_frames=9 --set color_weight=4 \
+    --set motion_weight=4 --set train_encoder=false --set ckpt_every=100 --set eval_data="$RUN/world_test_id" \
+    --no-progress
 
 echo "== 3/6 latent cache ($LATENT_CLIPS clips, $NPROC processes)"
 for ((i = 0; i < NPROC; i++)); do
@@ -61,8 +69,8 @@ echo "== 4/6 DiT (+ byte text encoder) to step $DIT_STOP"
 tenku train dit --data "$RUN/latents" --out "$RUN/dit" --preset world-tiny --resume "${DEV[@]}" \
     --steps "$DIT_STOP" --no-progress
 
-echo "== 5/6 export the EMA weights as the pipeline folder $ASSET (float16)"
-tenku train export "$RUN/dit" --out "$ASSET" --fp16
+echo "== 5/6 export the EMA weights with the phase-3 VAE as the pipeline folder $ASSET (float16)"
+tenku train export "$RUN/dit" --vae "$RUN/vae3/export/vae" --out "$ASSET" --fp16
 
 echo "== 6/6 evaluate"
 tenku eval --model "$ASSET" --suite default --out "$RUN/eval" --no-progress

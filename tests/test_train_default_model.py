@@ -28,8 +28,9 @@ def test_shipped_default_model_is_small_and_generates():
 
 def test_shipped_vae_keeps_the_objects_of_unseen_world_clips():
     """The shipped VAE on fresh held-out (test_id) world clips: mean PSNR and how many of the visible
-    objects the eval's parser still finds (by colour) in the reconstruction. The first shipped VAE
-    (20.3 dB, 0 of 167 objects) fails this; the current one measured 25.0 dB and 20 of 167."""
+    objects the eval's parser still finds (by colour) in the reconstruction. Earlier shipped VAEs fail this
+    (the first: 20.3 dB, 0 of 167 objects; the second: 25.0 dB, 20 of 167); the current one (its decoder
+    fine-tuned) measured 26.0 dB and 60 of 167."""
     import torch
 
     from tenku.data.dataset import frames_to_tensor, tensor_to_frames
@@ -52,5 +53,5 @@ def test_shipped_vae_keeps_the_objects_of_unseen_world_clips():
             vis = {colors[o["id"]] for o in clip.ground_truth["frames"][t]["objects"] if o["visible"] == "full"}
             visible += len(vis)
             found += len(vis & {d.color for d in dets})
-    assert np.mean(psnrs) > 23.5, psnrs
-    assert found / visible > 0.06, (found, visible)
+    assert np.mean(psnrs) > 25.3, psnrs
+    assert found / visible > 0.25, (found, visible)
