@@ -252,7 +252,6 @@ def match_seams(frames: np.ndarray, head: tuple[int, np.ndarray] | None, tail: t
     frames away). Frame i itself comes out equal to f."""
     out = frames.astype(np.float32)
     j = np.arange(len(out), dtype=np.float32)
-    shift = np.zeros((len(out), 3), np.float32)
     anchors = []
     for side, anchor in (("head", head), ("tail", tail)):
         if anchor is None:
@@ -264,13 +263,9 @@ def match_seams(frames: np.ndarray, head: tuple[int, np.ndarray] | None, tail: t
         w = np.clip(1.0 - dist / (fade + 1), 0.0, 1.0) * (dist >= 0)  # (T,)
         out += w[:, None, None, None] * (r - med)
         anchors.append((i, med))
-    if len(anchors) == 2:
-        (i0, m0), (i1, m1) = anchors
-        s = np.clip((j - i0) / max(i1 - i0, 1), 0.0, 1.0)[:, None]  # 0 at the head, 1 at the tail
-        shift = (1 - s) * m0 + s * m1
-    else:
-        shift[:] = anchors[0][1]
-    out += shift[:, None, None, :]
+    (i0, m0), (i1, m1) = anchors[0], anchors[-1]  # one anchor: the same twice
+    s = np.clip((j - i0) / max(i1 - i0, 1), 0.0, 1.0)[:, None]  # 0 at the head, 1 at the tail
+    out += ((1 - s) * m0 + s * m1)[:, None, None, :]
     return np.clip(np.round(out), 0, 255).astype(np.uint8)
 
 
