@@ -219,3 +219,18 @@ def test_quality_vs_steps_without_model_exits_2(tmp_path):
     p = subprocess.run([sys.executable, str(BENCH / "quality_vs_steps.py"), "--model", str(tmp_path / "none"),
                         "--out", str(tmp_path / "q")], capture_output=True, text=True)
     assert p.returncode == 2 and "no model" in p.stderr
+
+
+def test_seam_continuity_tiny(tmp_path):
+    from tenku.testing import make_tiny_pipeline
+
+    bench = _load("seam_continuity")
+    model = make_tiny_pipeline(tmp_path / "tiny")
+    r = bench.main(["--model", str(model), "--clips", "1", "--kinds", "forward", "connect", "--threads", "1",
+                    "--json", str(tmp_path / "r.json")])
+    assert set(r["summary"]) == {"forward", "connect"} and (tmp_path / "r.json").exists()
+    fw = r["summary"]["forward"]
+    assert fw["matched"]["seams"] == fw["plain"]["seams"] >= 2 and r["summary"]["connect"]["plain"]["seams"] == 2
+    assert fw["plain"]["passed"] < fw["plain"]["seams"]  # the random VAE's round trip jumps when unmatched
+    with pytest.raises(SystemExit, match="model folder not found"):
+        bench.main(["--model", str(tmp_path / "missing")])
