@@ -160,13 +160,28 @@ def test_detection_statistics_are_reported():
     assert not wm.detect(clip).to_dict()["detected"]
 
 
-def test_damaged_word_is_rejected_not_corrected():
-    """With 8 CRC bits, flipping weak bits until the CRC passes can land on a wrong payload; the decoder
-    reports a damaged word as failed instead (a wrong payload is worse than none)."""
+def test_damaged_word_is_corrected_only_when_safe():
+    """The CRC has minimum distance 4, so one wrong bit is named by its syndrome; the decoder flips it only at
+    z >= Z_CORRECT and only when that bit reads weaker than the median (3 errors name a 4th, usually strong,
+    bit); the pilot sets the polarity, so an inverted read decodes the same."""
+    from itertools import combinations
+
     signs = np.where(wm._code_bits(0xDEADBEEF), 1.0, -1.0)
-    corr = signs * 3.0
-    payload, ok, corrected, _ = wm._decode(corr, np.abs(corr))
-    assert ok and payload == 0xDEADBEEF and corrected == 0
-    corr[5] = -0.2 * signs[5]  # one weak bit read wrong
-    payload, ok, corrected, words = wm._decode(corr, np.abs(corr))
-    assert not ok and corrected == 0 and words == 1
+    corr = signs * np.linspace(2.0, 4.0, wm.K)
+    assert wm._decode(corr, np.abs(corr), 20.0) == (0xDEADBEEF, True, 0)
+    assert wm._decode(-corr, np.abs(corr), 20.0) == (0xDEADBEEF, True, 0)  # inverted (a piece in a - block)
+    weak = corr.copy()
+    weak[5] = -0.2 * signs[5]  # one weak bit read wrong
+    assert wm._decode(weak, np.abs(weak), 20.0) == (0xDEADBEEF, True, 1)
+    assert not wm._decode(weak, np.abs(weak), wm.Z_CORRECT - 0.5)[1]  # below Z_CORRECT: rejected
+    strong = corr.copy()
+    strong[5] = -3.9 * signs[5]  # one wrong bit that reads strong: no correction
+    assert not wm._decode(strong, np.abs(strong), 20.0)[1]
+    # three weak errors one bit away from another codeword, whose syndrome names a strong bit: rejected
+    position = wm._single_error_syndromes()  # {syndrome: bit}
+    syndrome = {bit: syn for syn, bit in position.items()}
+    three = next(t for t in combinations(range(wm.PILOT), 3)
+                 if position.get(syndrome[t[0]] ^ syndrome[t[1]] ^ syndrome[t[2]], -1) >= 30)
+    damaged = corr.copy()
+    damaged[list(three)] = -0.1 * signs[list(three)]
+    assert not wm._decode(damaged, np.abs(damaged), 20.0)[1]

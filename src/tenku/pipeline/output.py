@@ -93,10 +93,12 @@ def save_output_stream(stream, path: str | Path, include_prompt: bool = True) ->
     unsigned = path.with_name(f".{path.stem}.unsigned{path.suffix}")
     try:
         with media.VideoWriter(unsigned, stream.fps) as w:
+            written = 0
             for piece in stream.frames:
                 moderation.check_frames(piece)
-                for frame in watermark.embed(piece, payload):
+                for frame in watermark.embed(piece, payload, start=written):  # the mark's code runs on over pieces
                     w.write(frame)
+                written += len(piece)
         return safety.sign_output(unsigned, stream.metadata, mark, include_prompt=include_prompt, dest=path)
     finally:
         unsigned.unlink(missing_ok=True)

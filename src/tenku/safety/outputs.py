@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-WATERMARK_SCHEME = "tenku-ss-v2"
+WATERMARK_SCHEME = "tenku-ss-v3"
 
 
 def provenance_enabled() -> bool:

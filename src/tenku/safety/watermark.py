@@ -40,7 +40,9 @@ import numpy as np
 TILE = 64
 PAYLOAD_BITS = 32
 CRC_BITS = 8
-K = PAYLOAD_BITS + CRC_BITS
+PILOT = PAYLOAD_BITS + CRC_BITS  # the last group carries a known +1: it tells a read's polarity (the temporal
+# code's sign is unknown in a trimmed piece), so a word is never decoded inverted
+K = PAYLOAD_BITS + CRC_BITS + 1
 BAND = (2.5, 12.0)
 DEFAULT_KEY = 0x7E4C_0001
 STRENGTH = 2.4  # RMS of the mark in 8-bit levels
@@ -52,12 +54,17 @@ MEDIAN = 9  # residual window (pixels at tile scale)
 P_FALSE = 1e-7  # false-alarm bound a detection must meet (hypotheses * Q(z) * CRC candidates / 256)
 SCALES = tuple(sorted({round(float(s), 4) for s in np.exp(np.arange(np.log(0.45), np.log(2.25), np.log(1.1)))}
                      | {0.5, 0.625, 0.8, 1.0, 1.25, 1.6, 2.0}))
-FLIP_CANDIDATES, MAX_FLIPS = 8, 0  # CRC-guided correction off: with 8 CRC bits, flipping one of the 8 weakest
-# bits accepted a wrong payload (a word with 3 errors, docs/safety.md); a wrong payload is worse than none
+Z_CORRECT = 9.0  # a word that fails its CRC gets the one bit its syndrome names flipped (the CRC has minimum
+# distance 4: one error is always found) only at this z or above, and only when that bit reads weaker than the
+# median bit; below, and for a strong bit (the sign of 3 or more errors), it is rejected: a wrong payload is worse
+# than none
 PRIVILEGED = (1.0, 0.5)  # scales tried at shift 0 as their own, small hypothesis set
 REFINE_STEPS = (-2, -1, 1, 2)  # quarter steps of the 1.1x scale grid tried around the two best scales
 DENSE = (0.7, 1.5, 64)  # frames up to 64 px (short side): every whole-pixel size for scales 0.7..1.5
 MAX_PIXELS = 400_000  # skip a scale hypothesis whose resampled frame would be larger
+BLOCK = 8  # frames per sign of the temporal code: the mark is +pattern for 8 frames, then -pattern for 8, ...
+FIRST_OFFSETS = (0, 3, 5)  # code offsets searched in full; every offset is within one frame of one of them
+MOVING = 0.3  # camera motion: this fraction of the pixels changes by more than 3 levels from frame to frame
 
 
 @lru_cache(maxsize=4)
@@ -99,42 +106,47 @@ def make_payload(model: str, job_id: str) -> int:
 
 
 def _code_bits(payload: int) -> np.ndarray:
+    """The K code bits: 32 payload bits, their CRC-8, the pilot (always 1)."""
     if not 0 <= int(payload) < 2**PAYLOAD_BITS:
         raise ValueError(f"watermark payload must be an unsigned {PAYLOAD_BITS}-bit integer, got {payload}")
     word = (int(payload) << CRC_BITS) | crc8(int(payload))
-    return np.array([(word >> (K - 1 - i)) & 1 for i in range(K)], bool)
+    return np.array([(word >> (PILOT - 1 - i)) & 1 for i in range(PILOT)] + [1], bool)
 
 
 def _bits_to_payload(bits: np.ndarray) -> tuple[int, bool]:
     word = 0
-    for b in bits:
+    for b in bits[:PILOT]:
         word = (word << 1) | int(b)
     payload = word >> CRC_BITS
     return payload, crc8(payload) == (word & 0xFF)
 
 
-def _decode(corr: np.ndarray, reliability: np.ndarray) -> tuple[int, bool, int, int]:
-    """Hard decisions, then (if the CRC fails) flips of up to ``MAX_FLIPS`` of the ``FLIP_CANDIDATES``
-    least reliable bits, fewest flips first, until the CRC matches. Returns (payload, crc_ok, bits
-    corrected, candidate words a random word would have had to beat: all words with that many flips
-    or fewer)."""
-    from itertools import combinations
+@lru_cache(maxsize=1)
+def _single_error_syndromes() -> dict:
+    """{CRC syndrome: the bit position whose error gives it} (the CRC is linear, so a syndrome names one error)."""
+    table = {}
+    for i in range(PILOT):
+        word = 1 << (PILOT - 1 - i)
+        table[crc8(word >> CRC_BITS) ^ (word & 0xFF)] = i
+    return table
 
-    hard = corr > 0
+
+def _decode(corr: np.ndarray, reliability: np.ndarray, z: float) -> tuple[int, bool, int]:
+    """(K,) correlations at a hypothesis -> (payload, crc_ok, bits corrected). The pilot's sign sets the polarity;
+    hard decisions; if the CRC fails, at ``z >= Z_CORRECT`` the bit that the syndrome names is flipped when it is
+    weaker than the median bit."""
+    polarity = 1.0 if corr[PILOT] >= 0 else -1.0
+    hard = corr[:PILOT] * polarity > 0
     payload, ok = _bits_to_payload(hard)
-    if ok:
-        return payload, True, 0, 1
-    weak = np.argsort(reliability)[:FLIP_CANDIDATES]
-    tried = 1
-    for n in range(1, MAX_FLIPS + 1):
-        tried += math.comb(FLIP_CANDIDATES, n)
-        for idx in combinations(weak, n):
-            bits = hard.copy()
-            bits[list(idx)] ^= True
-            p, ok = _bits_to_payload(bits)
-            if ok:
-                return p, True, n, tried
-    return payload, False, 0, tried
+    if ok or z < Z_CORRECT:
+        return payload, ok, 0
+    word = int("".join("1" if b else "0" for b in hard), 2)
+    pos = _single_error_syndromes().get(crc8(word >> CRC_BITS) ^ (word & 0xFF))
+    if pos is None or reliability[pos] > np.median(reliability[:PILOT]):
+        return payload, False, 0
+    hard[pos] ^= True
+    fixed, ok = _bits_to_payload(hard)
+    return (fixed, True, 1) if ok else (payload, False, 0)
 
 
 def _luma(frames: np.ndarray) -> np.ndarray:
@@ -197,8 +209,79 @@ def _tiled(w: np.ndarray, h: int, wd: int) -> np.ndarray:
     return np.tile(w, reps)[:h, :wd]
 
 
-def embed(frames: np.ndarray, payload: int, key: int = DEFAULT_KEY, strength: float = STRENGTH) -> np.ndarray:
-    """Return a marked copy of frames (T, H, W, 3) uint8 (or one (H, W, 3) frame)."""
+def temporal_code(index: np.ndarray, offset: int = 0) -> np.ndarray:
+    """The mark's sign (+-1) for each frame index: blocks of ``BLOCK`` frames, alternating, from +1."""
+    return np.where(((np.asarray(index) + offset) // BLOCK) % 2 == 0, 1.0, -1.0)
+
+
+def _coded_mean(lum: np.ndarray, index: np.ndarray, offset: int = 0) -> np.ndarray:
+    """(T, H, W) luma -> (H, W): half the difference of the mean + frames and the mean - frames of the code at
+    ``offset``, so whatever stays still in the picture (a textured floor) cancels and the mark adds up. A
+    window inside one block gives its mean, with the block's sign."""
+    c = temporal_code(index, offset)
+    if (c > 0).all() or (c < 0).all():
+        return lum.mean(0) * c[0]
+    return (lum[c > 0].mean(0) - lum[c < 0].mean(0)) / 2
+
+
+def _motion(lum: np.ndarray) -> np.ndarray | None:
+    """(T, H, W) luma -> (T, 2) displacement (dy, dx) in pixels of the picture in each frame from the first, or None
+    for a still camera (most of the picture does not change, or it moves less than a pixel in all). The phase
+    correlation of frames 1, 2, 4 and 8 apart (sub-pixel by a parabola through the peak) is fitted by a smooth
+    path (velocity + acceleration), so the embedder and the detector, each from its own frames, agree on it."""
+    t, h, w = lum.shape
+    if t < 2 or (np.abs(np.diff(lum, axis=0)) > 3).mean() < MOVING:
+        return None
+    f = np.fft.fft2((lum - lum.mean((1, 2), keepdims=True)) * np.outer(np.hanning(h), np.hanning(w)))
+
+    def vertex(a: float, b: float, c: float) -> float:  # sub-pixel peak: a parabola through it and its neighbours
+        d = a - 2 * b + c
+        return 0.5 * (a - c) / d if d < 0 else 0.0
+
+    pairs = []  # (t0, t1, dy, dx)
+    for lag in (1, 2, 4, 8):
+        for k in range(t - lag):
+            cross = f[k + lag] * np.conj(f[k])
+            r = np.fft.ifft2(cross / (np.abs(cross) + 1e-9)).real
+            i, j = np.unravel_index(int(r.argmax()), r.shape)
+            dy = i + vertex(r[i - 1, j], r[i, j], r[(i + 1) % h, j])
+            dx = j + vertex(r[i, j - 1], r[i, j], r[i, (j + 1) % w])
+            pairs.append((k, k + lag, (dy + h / 2) % h - h / 2, (dx + w / 2) % w - w / 2))
+    pairs = np.array(pairs)
+    basis = (pairs[:, 1] - pairs[:, 0])[:, None]  # a constant velocity
+    keep = np.abs(pairs[:, 2:]).max(1) < min(h, w) / 3  # pairs that still overlap well
+    if keep.sum() < 2:
+        return None
+    coef = np.median(pairs[keep, 2:] / basis[keep], axis=0, keepdims=True)  # robust start, then least squares on
+    for _ in range(2):  # the pairs within 1.5 px of the path (a periodic floor can put a peak a period away)
+        keep &= np.abs(basis @ coef - pairs[:, 2:]).max(1) < 1.5
+        if keep.sum() < 2:
+            return None
+        coef = np.linalg.lstsq(basis[keep], pairs[keep, 2:], rcond=None)[0]
+    times = np.arange(t)
+    moved = times[:, None] * coef
+    return moved if np.abs(moved[-1]).max() >= 1.0 else None
+
+
+def _shift_tiles(tiles: np.ndarray, moved: np.ndarray) -> np.ndarray:
+    """Periodic (TILE, TILE) image(s) shifted by each (dy, dx) of ``moved`` (T, 2), in tile pixels: (T, TILE, TILE)."""
+    fy = np.fft.fftfreq(TILE)[None, :, None]
+    fx = np.fft.rfftfreq(TILE)[None, None, :]
+    ramp = np.exp(-2j * np.pi * (fy * moved[:, 0, None, None] + fx * moved[:, 1, None, None]))
+    return np.fft.irfft2(np.fft.rfft2(tiles) * ramp, s=(TILE, TILE))
+
+
+def _registered(lum: np.ndarray, moved: np.ndarray, h: int, w: int) -> np.ndarray:
+    """(T, H, W) luma frames resized to (h, w), their residuals folded onto the tile and shifted back by the motion:
+    (T, TILE, TILE), where a mark that moved with the picture lines up again."""
+    folded = np.stack([_fold(_residual(_resize(f, h, w))) for f in lum])
+    return _shift_tiles(folded, -moved * (h / lum.shape[1]))
+
+
+def embed(frames: np.ndarray, payload: int, key: int = DEFAULT_KEY, strength: float = STRENGTH,
+          start: int = 0) -> np.ndarray:
+    """Return a marked copy of frames (T, H, W, 3) uint8 (or one (H, W, 3) frame). ``start`` is the index of
+    the first frame in the whole video, for a video marked piece by piece."""
     single = frames.ndim == 3
     video = frames[None] if single else frames
     if video.ndim != 4 or video.shape[-1] != 3 or video.dtype != np.uint8:
@@ -207,27 +290,34 @@ def embed(frames: np.ndarray, payload: int, key: int = DEFAULT_KEY, strength: fl
     signs = np.where(_code_bits(payload), 1.0, -1.0)
     pats = patterns(key)
     base = video.astype(np.float32)
+    lum = _luma(video)
     gains = np.ones(K)
     out = video
     # frames smaller than the tile get the tile shrunk to fit (the detector searches that scale too)
     shrink = min(1.0, min(h, w) / TILE)
     th, tw = round(h / shrink), round(w / shrink)
     # headroom: 1 = symmetric mark, 0 = negative half only (light pixels that +10% brightness clips)
-    sym = np.clip((LIGHT_HI - _luma(video)) / (LIGHT_HI - LIGHT_LO), 0.0, 1.0)  # (T, H, W)
+    sym = np.clip((LIGHT_HI - lum) / (LIGHT_HI - LIGHT_LO), 0.0, 1.0)  # (T, H, W)
+    index = np.arange(start, start + t)
+    code = temporal_code(index)[:, None, None]  # (T, 1, 1)
+    moved = _motion(lum)  # a moving camera: the mark moves with the picture (a codec then predicts it)
     for it in range(4):
-        mark = np.tensordot(signs * gains, pats, axes=1)
-        mark = _tiled(mark, th, tw)
-        if shrink < 1.0:
-            mark = _resize(mark, h, w)
-        mark = mark[None] * sym + np.minimum(mark, 0.0)[None] * (1.0 - sym)  # (T, H, W)
+        tile = np.tensordot(signs * gains, pats, axes=1)
+        tiles = tile[None] if moved is None else _shift_tiles(tile, moved / shrink)
+        mark = np.stack([_tiled(x, th, tw) if shrink == 1.0 else _resize(_tiled(x, th, tw), h, w) for x in tiles])
+        mark = mark * code  # (T, H, W)
+        mark = mark * sym + np.minimum(mark, 0.0) * (1.0 - sym)
         mark = mark * (strength / np.sqrt((mark**2).mean()))
         out = np.clip(np.round(base + mark[..., None]), 0, 255).astype(np.uint8)
         if it == 3:
             break
-        y = _luma(out).mean(0)
-        if shrink < 1.0:
-            y = _resize(y, th, tw)
-        corr = _correlations(_fold(_residual(y)), key)[:, 0, 0] * signs
+        y = _luma(out)
+        if moved is None:
+            y = _coded_mean(y, index)
+            folded = _fold(_residual(y if shrink == 1.0 else _resize(y, th, tw)))
+        else:
+            folded = _coded_mean(_registered(y, moved, th, tw), index)
+        corr = _correlations(folded, key)[:, 0, 0] * signs
         target = np.median(corr)
         if target <= 0:
             break
@@ -261,34 +351,34 @@ def _resize(y: np.ndarray, h: int, w: int) -> np.ndarray:
     return np.asarray(Image.fromarray(np.ascontiguousarray(y, dtype=np.float32)).resize((w, h), Image.LANCZOS))
 
 
-def detect(frames: np.ndarray, key: int = DEFAULT_KEY, max_frames: int = 48) -> WatermarkResult:
-    """Look for the mark in frames (T, H, W, 3) uint8 (or one frame), blind."""
-    video = frames[None] if frames.ndim == 3 else frames
-    if len(video) > max_frames:
-        video = video[np.linspace(0, len(video) - 1, max_frames).round().astype(int)]
-    y = _luma(video).mean(0)
-    h0, w0 = y.shape
-    scales = [s for s in SCALES if (h0 / s) * (w0 / s) <= MAX_PIXELS]
-    if not scales:  # a large frame: look at it only at the size that fits
-        scales = [math.sqrt(h0 * w0 / MAX_PIXELS)]
+def _search(correlate, h0: int, w0: int, sizes: list | None = None, dense: bool = True) -> tuple[dict, dict]:
+    """``correlate(h, w)`` -> (K, TILE, TILE) correlations of the suspect resized to (h, w) with the mark, at every
+    size of the scale search for an (h0, w0) suspect (or only ``sizes``). Returns ({(h, w): (z, scale, shift,
+    corr, norm)} at each size's best shift, the same at shift 0)."""
     done, origin = {}, {}
 
     def at(h: int, w: int) -> None:
         if (h, w) in done or h < 16 or w < 16 or h * w > MAX_PIXELS:
             return
-        corr = _correlations(_fold(_residual(_resize(y, h, w))), key)  # (K, TILE, TILE)
+        corr = correlate(h, w)  # (K, TILE, TILE)
         norm = np.abs(corr) / np.maximum(corr.std(axis=(1, 2), keepdims=True), 1e-9)
         stat = (norm.sum(0) - 0.7979 * K) / math.sqrt(0.3634 * K)  # (TILE, TILE) z over shifts
         i = np.unravel_index(int(stat.argmax()), stat.shape)
         done[h, w] = (float(stat[i]), h0 / h, (int(i[0]), int(i[1])), corr[:, i[0], i[1]], norm[:, i[0], i[1]])
         origin[h, w] = (float(stat[0, 0]), h0 / h, (0, 0), corr[:, 0, 0], norm[:, 0, 0])
 
+    if sizes is not None:
+        for h, w in sizes:
+            at(h, w)
+        return done, origin
     for s in PRIVILEGED:
         at(round(h0 / s), round(w0 / s))
-    privileged = [origin[k] for k in list(origin)]
-    if min(h0, w0) <= DENSE[2]:  # the correlation peak is about one pixel wide in size: try every size
+    if dense and min(h0, w0) <= DENSE[2]:  # the correlation peak is about one pixel wide in size: try every size
         for h in range(round(h0 / DENSE[1]), round(h0 / DENSE[0]) + 1):
             at(h, round(w0 * h / h0))
+    scales = [s for s in SCALES if (h0 / s) * (w0 / s) <= MAX_PIXELS]
+    if not scales:  # a large frame: look at it only at the size that fits
+        scales = [math.sqrt(h0 * w0 / MAX_PIXELS)]
     for s in scales:
         at(max(16, round(h0 / s)), max(16, round(w0 / s)))
     for h, w in sorted(done, key=lambda k: -done[k][0])[:2]:  # between the grid's 10% steps, near the best
@@ -296,14 +386,55 @@ def detect(frames: np.ndarray, key: int = DEFAULT_KEY, max_frames: int = 48) -> 
             hh = round(h * 1.1 ** (f / 4))
             hh = hh if hh != h else h + f  # small frames: whole pixels are the finest step
             at(hh, round(w * hh / h))
-    searched = max(done.values(), key=lambda b: b[0])
-    candidates = [(searched, len(done) * TILE * TILE)]
+    return done, origin
+
+
+def detect(frames: np.ndarray, key: int = DEFAULT_KEY, max_frames: int = 48) -> WatermarkResult:
+    """Look for the mark in frames (T, H, W, 3) uint8 (or one frame), blind."""
+    video = frames[None] if frames.ndim == 3 else frames
+    index = np.arange(len(video))
+    if len(video) > max_frames:
+        index = np.linspace(0, len(video) - 1, max_frames).round().astype(int)
+        video = video[index]
+    lum = _luma(video)
+    h0, w0 = lum.shape[1:]
+    # the code's offset is unknown (a trimmed clip): search three offsets in full, then every offset at the best
+    # size; with a moving camera, the same again on frames registered to the first (the mark moved with them)
+    offsets = FIRST_OFFSETS if len(lum) > 1 else (0,)
+    paths = {"still": lambda o: (lambda h, w: _correlations(_fold(_residual(_resize(
+        _coded_mean(lum, index, o), h, w))), key))}
+    moved = _motion(lum)
+    if moved is not None:
+        stacks = {}  # (h, w) -> registered residual frames, shared by the code offsets
+
+        def registered(h: int, w: int) -> np.ndarray:
+            if (h, w) not in stacks:
+                stacks[h, w] = _registered(lum, moved, h, w)
+            return stacks[h, w]
+
+        paths["moving"] = lambda o: (lambda h, w: _correlations(_coded_mean(registered(h, w), index, o), key))
+    found = {(p, o): _search(paths[p](o), h0, w0, dense=p == "still") for p in paths for o in offsets}
+    hypotheses = sum(len(done) for done, _ in found.values()) * TILE * TILE
+    (p_best, _), (done, _) = max(found.items(), key=lambda kv: max(v[0] for v in kv[1][0].values()))
+    size = max(done, key=lambda k: done[k][0])
+    searched = done[size]
+    if len(lum) > 1:
+        for o in range(BLOCK):
+            if o not in offsets:
+                entry = _search(paths[p_best](o), h0, w0, sizes=[size])[0][size]
+                hypotheses += TILE * TILE
+                if entry[0] > searched[0]:
+                    searched = entry
+    candidates = [(searched, hypotheses)]
+    _, origin = found["still", 0]  # pre-registered: the code from frame 0, unmoved or downscaled 0.5x, no crop
+    privileged = [origin[k] for k in ((round(h0 / s), round(w0 / s)) for s in PRIVILEGED) if k in origin]
     if privileged:
         candidates.append((max(privileged, key=lambda b: b[0]), len(privileged)))
     result = None
-    for (z, s, shift, c, n), hypotheses in candidates:
-        payload, crc_ok, corrected, words = _decode(c, n)
-        p = min(1.0, hypotheses * 0.5 * math.erfc(z / math.sqrt(2)) * (words / 2**CRC_BITS if crc_ok else 1.0))
+    for (z, s, shift, c, n), hyps in candidates:
+        payload, crc_ok, corrected = _decode(c, n, z)
+        words = 1 + PILOT if z >= Z_CORRECT else 1  # words a random read could have matched the CRC with
+        p = min(1.0, hyps * 0.5 * math.erfc(z / math.sqrt(2)) * (words / 2**CRC_BITS if crc_ok else 1.0))
         detected = crc_ok and p <= P_FALSE
         if result is None or detected:
             result = (detected, payload, z, p, crc_ok, s, shift, float(n.min()), corrected if detected else 0)
