@@ -1,31 +1,41 @@
-"""Invisible watermark: a 32-bit payload (+ 8 CRC bits) spread over a mid band of luma.
+"""Invisible watermark ``tenku-ss-v3``: a 32-bit payload (+ 8 CRC bits + a pilot bit) spread over a mid band
+of luma, alternating in sign every 8 frames, moving with the camera.
 
 Design (measured in benchmarks/watermark_robustness.py; see docs/safety.md):
 
-- A 64x64 periodic pattern, tiled over frames of any size, is the sum of ``K = 40`` orthogonal
+- A 64x64 periodic pattern, tiled over frames of any size, is the sum of ``K = 41`` orthogonal
   groups of Fourier bins in the band 2.5 <= radius <= 12 cycles per tile; each group carries one
-  code bit as its sign, with fixed random phases from ``key``. The same pattern is added to the luma
-  of every frame (so any trimmed piece, and a single PNG, carries the whole payload). Frames
-  smaller than the tile get the tile shrunk to fit (the detector's scale search finds it).
+  code bit as its sign, with fixed random phases from ``key``; the last group (the pilot) is always +.
+  Frames smaller than the tile get the tile shrunk to fit (the detector's scale search finds it).
+- Temporal code: the pattern is added to frames 0-7 with sign +, 8-15 with sign -, and so on
+  (``temporal_code``; ``start`` continues it over a video marked piece by piece). The detector takes
+  half the difference of the mean + frames and the mean - frames, so whatever stays still in the picture
+  (a textured floor) cancels at any scale or crop, and the mark adds up. In a trimmed piece the code's
+  offset is unknown (it is searched) and so is its sign: the pilot tells it.
+- Camera motion: where most of the picture moves, the embedder fits a constant velocity to the phase
+  correlation of frames 1, 2, 4 and 8 apart and moves the mark with the picture, so a video codec predicts
+  it from the previous frame instead of coding it (and, at CRF 28, quantising it away) as residual. The
+  detector fits the motion of the suspect frames the same way and shifts each frame's folded residual back.
 - Headroom: where a pixel is light (luma 215..235 and above) the mark fades from the symmetric
-  pattern to its negative half only, ``min(pattern, 0)``, so that after a +10% brightness change
-  (which clips light floors at 255) the darker dots still carry the payload.
+  pattern to a one-sided one, ``-|min(pattern, 0)| ** 1.5`` at the same RMS, so that after a +10%
+  brightness change (which clips light floors at 255) the darker dots still carry the payload.
 - Informed embedding: the embedder runs the detector on the content and scales each group so that
-  every bit reads back with the same margin (the content's own correlation is cancelled), with the
-  whole mark kept at RMS ``strength`` (2.4 levels: PSNR ~40.5 dB).
-- Detection, blind: the mean luma of up to ``max_frames`` frames is resampled (Lanczos) for each
-  scale of a grid (0.45x to 2.2x in 10% steps, refined between steps near the two best; for frames up
-  to 64 px every whole-pixel size for 0.7x..1.5x, since the peak is about one pixel wide), an edge-preserving
-  residual is taken (minus a 9x9 median, clipped to +-3), folded onto the 64x64 tile, pre-whitened
-  (each Fourier bin divided by the local mean power around it plus a floor, a Wiener-like filter that
-  keeps checkerboard and stone floors from swamping the correlation), and correlated with all groups
-  at every cyclic shift by FFT (this searches crop offsets). The statistic is the sum over groups of
-  |correlation| / its spread over shifts, as a z-score. The best (scale, shift) over the search, and
-  separately the two pre-registered hypotheses "unmoved" and "0.5x downscale" at shift 0, are
-  decoded by hard decisions. (The CRC-guided flip of one weak bit is off, ``MAX_FLIPS = 0``: with 8 CRC
-  bits it accepted a wrong payload; the machinery stays for measuring.)
+  every bit reads back with the same margin, with the whole mark kept at RMS ``strength`` (2.4 levels:
+  PSNR ~40.5 dB).
+- Detection, blind: for each code offset tried, the coded mean luma of up to ``max_frames`` frames is
+  resampled (Lanczos) for each scale of a grid (0.45x to 2.2x in 10% steps, refined between steps near
+  the two best; for frames up to 64 px every whole-pixel size for 0.7x..1.5x, since the peak is about one
+  pixel wide), an edge-preserving residual is taken (minus a 9x9 median, clipped to +-3), folded onto the
+  64x64 tile, pre-whitened (each Fourier bin divided by the local mean power around it plus a floor) and
+  correlated with all groups at every cyclic shift by FFT (this searches crop offsets). The statistic is
+  the sum over groups of |correlation| / its spread over shifts, as a z-score. Offsets 0, 3 and 5 are
+  searched in full (every offset is within a frame of one), then all 8 at the best size. The best
+  hypothesis, and separately the pre-registered "unmoved" and "0.5x downscale" at offset 0 and shift 0,
+  are decoded: the pilot's sign sets the polarity, then hard decisions; a word that fails its CRC gets
+  the one bit its syndrome names flipped only at z >= ``Z_CORRECT`` and only when that bit reads weaker
+  than the median bit.
 - A mark is reported when the CRC matches and the false-alarm bound
-  ``p_value = hypotheses * Q(z) * (CRC candidates tried) / 256`` is at most ``P_FALSE``.
+  ``p_value = hypotheses * Q(z) * (words that could have matched) / 256`` is at most ``P_FALSE``.
 """
 
 from __future__ import annotations
@@ -50,6 +60,8 @@ CLIP = 3.0  # residual limiter (levels)
 WIENER_R = 2  # pre-whitening: local mean power over (2r+1)^2 Fourier bins
 WIENER_FLOOR = 0.5  # ... plus this times its median over the band
 LIGHT_LO, LIGHT_HI = 215.0, 235.0  # luma range over which the mark turns one-sided (negative only)
+LIGHT_POWER = 1.5  # the one-sided mark is |min(mark, 0)| ** 1.5 (same RMS): fewer, deeper dots, more of which stay
+# below 255 after +10% brightness
 MEDIAN = 9  # residual window (pixels at tile scale)
 P_FALSE = 1e-7  # false-alarm bound a detection must meet (hypotheses * Q(z) * CRC candidates / 256)
 SCALES = tuple(sorted({round(float(s), 4) for s in np.exp(np.arange(np.log(0.45), np.log(2.25), np.log(1.1)))}
@@ -65,6 +77,7 @@ MAX_PIXELS = 400_000  # skip a scale hypothesis whose resampled frame would be l
 BLOCK = 8  # frames per sign of the temporal code: the mark is +pattern for 8 frames, then -pattern for 8, ...
 FIRST_OFFSETS = (0, 3, 5)  # code offsets searched in full; every offset is within one frame of one of them
 MOVING = 0.3  # camera motion: this fraction of the pixels changes by more than 3 levels from frame to frame
+MOVING_FRAMES, MOVING_PIXELS = 24, 65_536  # the registered search looks at up to 24 frames of up to 256x256 pixels
 
 
 @lru_cache(maxsize=4)
@@ -229,6 +242,10 @@ def _motion(lum: np.ndarray) -> np.ndarray | None:
     for a still camera (most of the picture does not change, or it moves less than a pixel in all). The phase
     correlation of frames 1, 2, 4 and 8 apart (sub-pixel by a parabola through the peak) is fitted by a smooth
     path (velocity + acceleration), so the embedder and the detector, each from its own frames, agree on it."""
+    step = max(1, min(lum.shape[1:]) // 128)  # large frames: measured on 2x2, 3x3, ... block means
+    if step > 1:
+        t, h, w = lum.shape
+        lum = lum[:, : h // step * step, : w // step * step].reshape(t, h // step, step, w // step, step).mean((2, 4))
     t, h, w = lum.shape
     if t < 2 or (np.abs(np.diff(lum, axis=0)) > 3).mean() < MOVING:
         return None
@@ -259,7 +276,7 @@ def _motion(lum: np.ndarray) -> np.ndarray | None:
             return None
         coef = np.linalg.lstsq(basis[keep], pairs[keep, 2:], rcond=None)[0]
     times = np.arange(t)
-    moved = times[:, None] * coef
+    moved = times[:, None] * coef * step
     return moved if np.abs(moved[-1]).max() >= 1.0 else None
 
 
@@ -306,7 +323,9 @@ def embed(frames: np.ndarray, payload: int, key: int = DEFAULT_KEY, strength: fl
         tiles = tile[None] if moved is None else _shift_tiles(tile, moved / shrink)
         mark = np.stack([_tiled(x, th, tw) if shrink == 1.0 else _resize(_tiled(x, th, tw), h, w) for x in tiles])
         mark = mark * code  # (T, H, W)
-        mark = mark * sym + np.minimum(mark, 0.0) * (1.0 - sym)
+        dark = -np.abs(np.minimum(mark, 0.0)) ** LIGHT_POWER
+        dark *= np.sqrt((np.minimum(mark, 0.0) ** 2).mean() / max(float((dark**2).mean()), 1e-12))
+        mark = mark * sym + dark * (1.0 - sym)
         mark = mark * (strength / np.sqrt((mark**2).mean()))
         out = np.clip(np.round(base + mark[..., None]), 0, 255).astype(np.uint8)
         if it == 3:
@@ -316,7 +335,8 @@ def embed(frames: np.ndarray, payload: int, key: int = DEFAULT_KEY, strength: fl
             y = _coded_mean(y, index)
             folded = _fold(_residual(y if shrink == 1.0 else _resize(y, th, tw)))
         else:
-            folded = _coded_mean(_registered(y, moved, th, tw), index)
+            few = np.linspace(0, t - 1, min(t, MOVING_FRAMES)).round().astype(int)
+            folded = _coded_mean(_registered(y[few], moved[few], th, tw), index[few])
         corr = _correlations(folded, key)[:, 0, 0] * signs
         target = np.median(corr)
         if target <= 0:
@@ -351,14 +371,15 @@ def _resize(y: np.ndarray, h: int, w: int) -> np.ndarray:
     return np.asarray(Image.fromarray(np.ascontiguousarray(y, dtype=np.float32)).resize((w, h), Image.LANCZOS))
 
 
-def _search(correlate, h0: int, w0: int, sizes: list | None = None, dense: bool = True) -> tuple[dict, dict]:
+def _search(correlate, h0: int, w0: int, sizes: list | None = None, dense: bool = True,
+            max_pixels: int = MAX_PIXELS) -> tuple[dict, dict]:
     """``correlate(h, w)`` -> (K, TILE, TILE) correlations of the suspect resized to (h, w) with the mark, at every
     size of the scale search for an (h0, w0) suspect (or only ``sizes``). Returns ({(h, w): (z, scale, shift,
     corr, norm)} at each size's best shift, the same at shift 0)."""
     done, origin = {}, {}
 
     def at(h: int, w: int) -> None:
-        if (h, w) in done or h < 16 or w < 16 or h * w > MAX_PIXELS:
+        if (h, w) in done or h < 16 or w < 16 or h * w > max_pixels:
             return
         corr = correlate(h, w)  # (K, TILE, TILE)
         norm = np.abs(corr) / np.maximum(corr.std(axis=(1, 2), keepdims=True), 1e-9)
@@ -376,9 +397,9 @@ def _search(correlate, h0: int, w0: int, sizes: list | None = None, dense: bool 
     if dense and min(h0, w0) <= DENSE[2]:  # the correlation peak is about one pixel wide in size: try every size
         for h in range(round(h0 / DENSE[1]), round(h0 / DENSE[0]) + 1):
             at(h, round(w0 * h / h0))
-    scales = [s for s in SCALES if (h0 / s) * (w0 / s) <= MAX_PIXELS]
+    scales = [s for s in SCALES if (h0 / s) * (w0 / s) <= max_pixels]
     if not scales:  # a large frame: look at it only at the size that fits
-        scales = [math.sqrt(h0 * w0 / MAX_PIXELS)]
+        scales = [math.sqrt(h0 * w0 / max_pixels)]
     for s in scales:
         at(max(16, round(h0 / s)), max(16, round(w0 / s)))
     for h, w in sorted(done, key=lambda k: -done[k][0])[:2]:  # between the grid's 10% steps, near the best
@@ -405,15 +426,17 @@ def detect(frames: np.ndarray, key: int = DEFAULT_KEY, max_frames: int = 48) -> 
         _coded_mean(lum, index, o), h, w))), key))}
     moved = _motion(lum)
     if moved is not None:
+        few = np.linspace(0, len(lum) - 1, min(len(lum), MOVING_FRAMES)).round().astype(int)
         stacks = {}  # (h, w) -> registered residual frames, shared by the code offsets
 
         def registered(h: int, w: int) -> np.ndarray:
             if (h, w) not in stacks:
-                stacks[h, w] = _registered(lum, moved, h, w)
+                stacks[h, w] = _registered(lum[few], moved[few], h, w)
             return stacks[h, w]
 
-        paths["moving"] = lambda o: (lambda h, w: _correlations(_coded_mean(registered(h, w), index, o), key))
-    found = {(p, o): _search(paths[p](o), h0, w0, dense=p == "still") for p in paths for o in offsets}
+        paths["moving"] = lambda o: (lambda h, w: _correlations(_coded_mean(registered(h, w), index[few], o), key))
+    found = {(p, o): _search(paths[p](o), h0, w0, dense=p == "still",
+                             max_pixels=MAX_PIXELS if p == "still" else MOVING_PIXELS) for p in paths for o in offsets}
     hypotheses = sum(len(done) for done, _ in found.values()) * TILE * TILE
     (p_best, _), (done, _) = max(found.items(), key=lambda kv: max(v[0] for v in kv[1][0].values()))
     size = max(done, key=lambda k: done[k][0])
@@ -421,7 +444,7 @@ def detect(frames: np.ndarray, key: int = DEFAULT_KEY, max_frames: int = 48) -> 
     if len(lum) > 1:
         for o in range(BLOCK):
             if o not in offsets:
-                entry = _search(paths[p_best](o), h0, w0, sizes=[size])[0][size]
+                entry = _search(paths[p_best](o), h0, w0, sizes=[size], max_pixels=h0 * w0 * 16)[0][size]
                 hypotheses += TILE * TILE
                 if entry[0] > searched[0]:
                     searched = entry
