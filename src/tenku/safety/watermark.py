@@ -444,7 +444,7 @@ def detect(frames: np.ndarray, key: int = DEFAULT_KEY, max_frames: int = 48) -> 
     if len(lum) > 1:
         for o in range(BLOCK):
             if o not in offsets:
-                entry = _search(paths[p_best](o), h0, w0, sizes=[size], max_pixels=h0 * w0 * 16)[0][size]
+                entry = _search(paths[p_best](o), h0, w0, sizes=[size], max_pixels=size[0] * size[1])[0][size]
                 hypotheses += TILE * TILE
                 if entry[0] > searched[0]:
                     searched = entry
@@ -467,11 +467,6 @@ def detect(frames: np.ndarray, key: int = DEFAULT_KEY, max_frames: int = 48) -> 
     return WatermarkResult(detected, payload if detected else None, z, p, crc_ok, s, shift, margin, corrected,
                            payload)
 
-
-def detect_bits(frames: np.ndarray, key: int = DEFAULT_KEY) -> np.ndarray:
-    """The 32 payload bits the best hypothesis decodes (hard decisions, no detection gate): for measuring."""
-    r = detect(frames, key)
-    return np.array([(r.raw_payload >> (PAYLOAD_BITS - 1 - i)) & 1 for i in range(PAYLOAD_BITS)])
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
