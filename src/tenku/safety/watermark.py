@@ -237,11 +237,12 @@ def _coded_mean(lum: np.ndarray, index: np.ndarray, offset: int = 0) -> np.ndarr
     return (lum[c > 0].mean(0) - lum[c < 0].mean(0)) / 2
 
 
-def _motion(lum: np.ndarray) -> np.ndarray | None:
-    """(T, H, W) luma -> (T, 2) displacement (dy, dx) in pixels of the picture in each frame from the first, or None
-    for a still camera (most of the picture does not change, or it moves less than a pixel in all). The phase
-    correlation of frames 1, 2, 4 and 8 apart (sub-pixel by a parabola through the peak) is fitted by a smooth
-    path (velocity + acceleration), so the embedder and the detector, each from its own frames, agree on it."""
+def _velocity(lum: np.ndarray, index: np.ndarray) -> np.ndarray | None:
+    """(T, H, W) luma of the frames at ``index`` -> (dy, dx) pixels per frame the picture moves, or None for a still
+    camera (most of the picture does not change, or it moves less than a pixel in all). The phase correlation of
+    frames 1, 2, 4 and 8 apart (sub-pixel by a parabola through the peak) is fitted by a constant velocity, so the
+    embedder and the detector, each from its own frames, agree on it; the picture in frame n has moved by
+    n * velocity (n counted from the video's first frame, so pieces marked one by one agree too)."""
     step = max(1, min(lum.shape[1:]) // 128)  # large frames: measured on 2x2, 3x3, ... block means
     if step > 1:
         t, h, w = lum.shape
@@ -263,9 +264,9 @@ def _motion(lum: np.ndarray) -> np.ndarray | None:
             i, j = np.unravel_index(int(r.argmax()), r.shape)
             dy = i + vertex(r[i - 1, j], r[i, j], r[(i + 1) % h, j])
             dx = j + vertex(r[i, j - 1], r[i, j], r[i, (j + 1) % w])
-            pairs.append((k, k + lag, (dy + h / 2) % h - h / 2, (dx + w / 2) % w - w / 2))
+            pairs.append((index[k], index[k + lag], (dy + h / 2) % h - h / 2, (dx + w / 2) % w - w / 2))
     pairs = np.array(pairs)
-    basis = (pairs[:, 1] - pairs[:, 0])[:, None]  # a constant velocity
+    basis = (pairs[:, 1] - pairs[:, 0])[:, None]  # frames apart: a constant velocity
     keep = np.abs(pairs[:, 2:]).max(1) < min(h, w) / 3  # pairs that still overlap well
     if keep.sum() < 2:
         return None
@@ -275,9 +276,18 @@ def _motion(lum: np.ndarray) -> np.ndarray | None:
         if keep.sum() < 2:
             return None
         coef = np.linalg.lstsq(basis[keep], pairs[keep, 2:], rcond=None)[0]
-    times = np.arange(t)
-    moved = times[:, None] * coef * step
-    return moved if np.abs(moved[-1]).max() >= 1.0 else None
+    velocity = coef[0] * step
+    return velocity if np.abs(velocity).max() * (index[-1] - index[0]) >= 1.0 else None
+
+
+def _moved(index: np.ndarray, velocity: np.ndarray | None) -> np.ndarray | None:
+    """(T, 2) displacement of the picture in the frames at ``index``, or None for a still camera."""
+    return None if velocity is None else index[:, None] * velocity[None]
+
+
+def _few(t: int) -> np.ndarray:
+    """Up to ``MOVING_FRAMES`` of t frames, evenly spread (the registered correlation's frames)."""
+    return np.linspace(0, t - 1, min(t, MOVING_FRAMES)).round().astype(int)
 
 
 def _shift_tiles(tiles: np.ndarray, moved: np.ndarray) -> np.ndarray:
@@ -317,7 +327,8 @@ def embed(frames: np.ndarray, payload: int, key: int = DEFAULT_KEY, strength: fl
     sym = np.clip((LIGHT_HI - lum) / (LIGHT_HI - LIGHT_LO), 0.0, 1.0)  # (T, H, W)
     index = np.arange(start, start + t)
     code = temporal_code(index)[:, None, None]  # (T, 1, 1)
-    moved = _motion(lum)  # a moving camera: the mark moves with the picture (a codec then predicts it)
+    moved = _moved(index, _velocity(lum, index))  # a moving camera: the mark moves with the picture (a codec
+    # then predicts it)
     for it in range(4):
         tile = np.tensordot(signs * gains, pats, axes=1)
         tiles = tile[None] if moved is None else _shift_tiles(tile, moved / shrink)
@@ -335,7 +346,7 @@ def embed(frames: np.ndarray, payload: int, key: int = DEFAULT_KEY, strength: fl
             y = _coded_mean(y, index)
             folded = _fold(_residual(y if shrink == 1.0 else _resize(y, th, tw)))
         else:
-            few = np.linspace(0, t - 1, min(t, MOVING_FRAMES)).round().astype(int)
+            few = _few(t)
             folded = _coded_mean(_registered(y[few], moved[few], th, tw), index[few])
         corr = _correlations(folded, key)[:, 0, 0] * signs
         target = np.median(corr)
@@ -424,9 +435,9 @@ def detect(frames: np.ndarray, key: int = DEFAULT_KEY, max_frames: int = 48) -> 
     offsets = FIRST_OFFSETS if len(lum) > 1 else (0,)
     paths = {"still": lambda o: (lambda h, w: _correlations(_fold(_residual(_resize(
         _coded_mean(lum, index, o), h, w))), key))}
-    moved = _motion(lum)
+    moved = _moved(index, _velocity(lum, index))
     if moved is not None:
-        few = np.linspace(0, len(lum) - 1, min(len(lum), MOVING_FRAMES)).round().astype(int)
+        few = _few(len(lum))
         stacks = {}  # (h, w) -> registered residual frames, shared by the code offsets
 
         def registered(h: int, w: int) -> np.ndarray:
