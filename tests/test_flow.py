@@ -1,5 +1,7 @@
 """Rectified flow: schedules, shift, loss, samplers, guidance (pure functions, tiny tensors)."""
 
+import math
+
 import pytest
 import torch
 
@@ -16,6 +18,8 @@ from tenku.flow import (
     sample_heun,
     shift_timesteps,
     shifted_schedule,
+    timestep_tail_mass,
+    training_timesteps,
     truncate_schedule,
 )
 
@@ -165,3 +169,66 @@ def test_flow_matching_loss():
     xt = add_noise(x0, noise, torch.tensor([0.3, 1.0]), clean=clean)
     assert torch.equal(xt[1][:, 0], x0[1][:, 0]) and torch.equal(xt[1][:, 1:], noise[1][:, 1:])
     assert torch.allclose(xt[0][:, 1:], 0.7 * x0[0][:, 1:] + 0.3 * noise[0][:, 1:])
+
+
+# ---- the training timestep distribution ---------------------------------------------------------
+# Empirical shares of N draws are compared with the exact probabilities within 5 binomial standard
+# deviations (sqrt(p (1 - p) / N)) plus 1e-4: a wrong shift or tail share is off by far more.
+
+
+def _within(emp: float, p: float, n: int) -> bool:
+    return abs(emp - p) <= 5 * (p * (1 - p) / n) ** 0.5 + 1e-4
+
+
+def test_old_config_draws_exactly_what_it_always_drew():
+    cfg = FlowConfig(base_shift=1.0, shift_ref_tokens=256)  # the shipped model's flow.json
+    g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    old = shift_timesteps(logit_normal_timesteps(64, 0.0, 1.0, generator=g1), compute_shift(80, cfg))
+    assert torch.equal(training_timesteps(64, 80, cfg, generator=g2), old)
+    assert torch.equal(torch.randn(4, generator=g1), torch.randn(4, generator=g2))  # same stream after
+
+
+def test_tail_mass_of_the_shipped_schedule():
+    # 80 tokens: compute_shift clamps to 1, so P(t > 0.95) = Q(logit 0.95) = 0.16% and P(t > 0.98) = 0.005%
+    cfg = FlowConfig(base_shift=1.0, shift_ref_tokens=256)
+    assert timestep_tail_mass(0.95, 80, cfg) == pytest.approx(0.00162, abs=2e-5)
+    assert timestep_tail_mass(0.98, 80, cfg) == pytest.approx(4.97e-5, abs=2e-7)
+
+
+@pytest.mark.parametrize("shift,tail_prob,tail_start", [(3.0, 0.0, 0.95), (3.0, 0.2, 0.95), (1.0, 0.3, 0.9),
+                                                        (6.0, 0.1, 0.98)])
+def test_training_timesteps_match_their_exact_distribution(shift, tail_prob, tail_start):
+    cfg = FlowConfig(shift=shift, tail_prob=tail_prob, tail_start=tail_start)
+    n = 200_000
+    t = training_timesteps(n, 80, cfg, generator=torch.Generator().manual_seed(0))
+    assert t.shape == (n,) and t.dtype == torch.float32 and (t > 0).all() and (t < 1).all()
+    for a in (0.1, 0.3, 0.5, 0.8, 0.9, 0.95, 0.98, 0.995):
+        assert _within(float((t > a).double().mean()), timestep_tail_mass(a, 80, cfg), n), a
+    # the fixed shift does not depend on the token count
+    assert timestep_tail_mass(0.95, 80, cfg) == timestep_tail_mass(0.95, 100_000, cfg)
+
+
+def test_tail_puts_the_configured_mass_near_pure_noise():
+    cfg = FlowConfig(shift=3.0, tail_prob=0.2, tail_start=0.95)
+    p = timestep_tail_mass(0.95, 80, cfg)
+    # 0.8 x P(shift-3 logit-normal > 0.95) + 0.2 = 0.8 x 0.0324 + 0.2
+    assert p == pytest.approx(0.8 * 0.5 * math.erfc(1.8458 / math.sqrt(2)) + 0.2, abs=1e-4)
+    assert p > 100 * timestep_tail_mass(0.95, 80, FlowConfig())
+    # shift 3 keeps some low timesteps: P(t < 0.3) = 2.1%, four times shift 6 alone (0.4%), which starved them
+    low = 1 - timestep_tail_mass(0.3, 80, cfg)
+    assert low == pytest.approx(0.0207, abs=5e-4)
+    assert low > 4 * (1 - timestep_tail_mass(0.3, 80, FlowConfig(shift=6.0)))
+
+
+def test_fixed_shift_reaches_the_sampling_schedule():
+    assert compute_shift(80, FlowConfig(shift=3.0)) == 3.0
+    assert compute_shift(80, FlowConfig()) == 1.0
+    ts = shifted_schedule(16, compute_shift(80, FlowConfig(shift=3.0)))
+    assert float(ts[1]) == pytest.approx(3 * 0.9375 / (1 + 2 * 0.9375))  # the first step stops at 0.978
+
+
+@pytest.mark.parametrize("bad", [dict(tail_prob=-0.1), dict(tail_prob=1.5), dict(tail_start=1.0),
+                                 dict(shift=-1.0)])
+def test_bad_flow_configs_are_refused(bad):
+    with pytest.raises(ValueError):
+        training_timesteps(4, 80, FlowConfig(**bad))

@@ -101,27 +101,39 @@ class DiTConfig(ConfigBase):
 
 @dataclasses.dataclass(frozen=True)
 class TextEncoderConfig(ConfigBase):
-    """Built-in byte-level text encoder (any Unicode prompt, no vocabulary file)."""
+    """Built-in text encoder (any Unicode prompt). ``tokenizer="bytes"``: one token per UTF-8 byte, no
+    vocabulary. ``tokenizer="words"``: one token per word of ``vocab`` (matched lower-case; the world's
+    caption words are ``tenku.models.text.world_vocabulary()``), every other word as its UTF-8 bytes.
+    The vocabulary is stored with the weights, so a folder rebuilds exactly."""
 
     dim: int = 256
     depth: int = 2
     num_heads: int = 4
     mlp_ratio: float = 4.0
-    max_length: int = 256  # UTF-8 bytes kept per prompt (plus BOS/EOS)
+    max_length: int = 256  # tokens kept per prompt (plus BOS/EOS); with "bytes", UTF-8 bytes
+    tokenizer: str = "bytes"  # "bytes" | "words"
+    vocab: tuple[str, ...] = ()  # the word table of tokenizer "words" (lower-case words and punctuation)
 
 
 @dataclasses.dataclass(frozen=True)
 class FlowConfig(ConfigBase):
     """Rectified flow: ``x_t = (1 - t) x_0 + t * noise``, the model predicts ``v = noise - x_0``.
 
-    Timesteps are logit-normal in training and shifted toward noise as the token count grows:
-    ``shift = clamp(base_shift * sqrt(tokens / shift_ref_tokens), 1, max_shift)``."""
+    Timesteps are logit-normal in training and shifted toward noise, in training and sampling alike.
+    The shift is ``shift`` when it is set (> 0), else it grows with the token count:
+    ``clamp(base_shift * sqrt(tokens / shift_ref_tokens), 1, max_shift)``. A share ``tail_prob`` of the
+    training timesteps is drawn uniform on ``[tail_start, 1)`` instead: near pure noise the latent says
+    little and the caption decides the clip, and a logit-normal draw rarely lands there. The defaults
+    (no fixed shift, no tail) are the rule every model before these fields was trained with."""
 
     logit_mean: float = 0.0
     logit_std: float = 1.0
     base_shift: float = 1.0
     shift_ref_tokens: int = 256
     max_shift: float = 6.0
+    shift: float = 0.0  # > 0: this shift for every sequence length (the token-count rule is not used)
+    tail_prob: float = 0.0  # share of training timesteps drawn uniform on [tail_start, 1)
+    tail_start: float = 0.95
 
 
 @dataclasses.dataclass(frozen=True)

@@ -9,11 +9,13 @@ from tenku.flow.schedule import (
     logit_normal_timesteps,
     shift_timesteps,
     shifted_schedule,
+    timestep_tail_mass,
+    training_timesteps,
     truncate_schedule,
 )
 
 __all__ = [
     "SAMPLERS", "add_noise", "cfg_denoiser", "compute_shift", "concat_conditions", "flow_matching_loss",
     "linear_schedule", "logit_normal_timesteps", "sample_euler", "sample_heun", "shift_timesteps",
-    "shifted_schedule", "truncate_schedule",
+    "shifted_schedule", "timestep_tail_mass", "training_timesteps", "truncate_schedule",
 ]

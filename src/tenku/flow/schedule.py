@@ -29,13 +29,65 @@ def logit_normal_timesteps(
 
 
 def compute_shift(num_tokens: int, cfg: FlowConfig) -> float:
-    """Shift for a sequence of ``num_tokens`` latent patches:
+    """Shift for a sequence of ``num_tokens`` latent patches: ``cfg.shift`` when it is set (> 0), else
     ``clamp(base_shift * sqrt(num_tokens / shift_ref_tokens), 1, max_shift)``.
-    More tokens carry more redundant signal, so noise must stay longer to destroy it."""
+    More tokens carry more redundant signal, so noise must stay longer to destroy it; a latent that is
+    redundant for other reasons (a floor colour spread over every channel and position) needs a fixed
+    shift that the token count does not give."""
     if num_tokens <= 0:
         raise ValueError(f"num_tokens must be positive, got {num_tokens}")
+    if cfg.shift < 0:
+        raise ValueError(f"FlowConfig.shift must be > 0 (or 0 for the token-count rule), got {cfg.shift}")
+    if cfg.shift > 0:
+        return float(cfg.shift)
     s = cfg.base_shift * math.sqrt(num_tokens / cfg.shift_ref_tokens)
     return float(min(max(s, 1.0), cfg.max_shift))
+
+
+def _check_tail(cfg: FlowConfig) -> None:
+    if not 0.0 <= cfg.tail_prob <= 1.0:
+        raise ValueError(f"FlowConfig.tail_prob must lie in [0, 1], got {cfg.tail_prob}")
+    if not 0.0 <= cfg.tail_start < 1.0:
+        raise ValueError(f"FlowConfig.tail_start must lie in [0, 1), got {cfg.tail_start}")
+
+
+def training_timesteps(
+    n: int,
+    num_tokens: int,
+    cfg: FlowConfig,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """``n`` training timesteps for sequences of ``num_tokens`` tokens: logit-normal
+    (``logit_mean``, ``logit_std``) warped by :func:`compute_shift`; with probability ``tail_prob`` each
+    is replaced by a uniform draw on ``[tail_start, 1)``. Returns (n,) float32 on the CPU, inside (0, 1).
+
+    With ``tail_prob == 0`` the generator gives exactly the draws it always gave (one normal per
+    timestep), so runs started before the tail existed resume unchanged."""
+    _check_tail(cfg)
+    t = shift_timesteps(logit_normal_timesteps(n, cfg.logit_mean, cfg.logit_std, generator=generator),
+                        compute_shift(num_tokens, cfg))
+    if cfg.tail_prob > 0:
+        gen_device = generator.device if generator is not None else "cpu"
+        pick = torch.rand(n, generator=generator, device=gen_device) < cfg.tail_prob
+        tail = cfg.tail_start + (1.0 - cfg.tail_start) * torch.rand(n, generator=generator, device=gen_device)
+        t = torch.where(pick, tail.clamp(max=1.0 - 1e-6), t)
+    return t
+
+
+def timestep_tail_mass(threshold: float, num_tokens: int, cfg: FlowConfig) -> float:
+    """``P(t > threshold)`` under :func:`training_timesteps` (exact, for planning and for tests).
+
+    The shift is monotone, so ``t' > a`` exactly when the unshifted ``t > a / (s - (s - 1) a)``; a
+    logit-normal ``t`` exceeds ``b`` with probability ``Q((logit b - mean) / std)``."""
+    _check_tail(cfg)
+    if not 0.0 < threshold < 1.0:
+        raise ValueError(f"threshold must lie in (0, 1), got {threshold}")
+    s = compute_shift(num_tokens, cfg)
+    b = threshold / (s - (s - 1.0) * threshold)
+    z = (math.log(b / (1.0 - b)) - cfg.logit_mean) / cfg.logit_std
+    p_ln = 0.5 * math.erfc(z / math.sqrt(2.0))
+    p_tail = min(1.0, (1.0 - max(threshold, cfg.tail_start)) / (1.0 - cfg.tail_start))
+    return (1.0 - cfg.tail_prob) * p_ln + cfg.tail_prob * p_tail
 
 
 def shift_timesteps(t: torch.Tensor, shift: float) -> torch.Tensor:

@@ -69,11 +69,10 @@ class VAEObjective(nn.Module):
 
 
 def sample_t(gen: torch.Generator, tokens: int, flow) -> torch.Tensor:
-    """Logit-normal timestep shifted toward noise for longer sequences (FlowConfig); shape (1,)."""
-    from tenku.flow import compute_shift, logit_normal_timesteps, shift_timesteps
+    """One training timestep of a sample of ``tokens`` tokens (see ``flow.training_timesteps``); shape (1,)."""
+    from tenku.flow import training_timesteps
 
-    t = logit_normal_timesteps(1, flow.logit_mean, flow.logit_std, generator=gen)
-    return shift_timesteps(t, compute_shift(tokens, flow))
+    return training_timesteps(1, tokens, flow, generator=gen)
 
 
 def sample_clean_mask(gen: torch.Generator, T: int, cond_prob: float) -> tuple[torch.Tensor, str]:
