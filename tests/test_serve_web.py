@@ -80,3 +80,29 @@ def test_remix_button_and_server_errors_are_shown(server, page):
     page.click("#submit")
     page.wait_for_function("document.getElementById('form-error').textContent.length > 0", timeout=15000)
     assert "limit" in page.inner_text("#form-error")
+
+
+@pytest.fixture(scope="module")
+def open_server(tmp_path_factory):
+    """A server with no API key configured."""
+    data = tmp_path_factory.mktemp("serve-open")
+    with ServerProcess(model=serve_model(tmp_path_factory), data_dir=data, workers=1,
+                       args=["--poll-after-ms", "100", "--threads", "1"]) as srv:
+        yield srv
+
+
+def test_hidden_elements_stay_hidden_and_the_page_has_an_icon(open_server, page):
+    """The `hidden` attribute wins over the page's display rules (a flex row once showed through it)."""
+    page.goto(open_server.url + "/")
+    page.wait_for_function("document.querySelectorAll('#size option').length > 0", timeout=15000)
+    assert page.locator("#key-row").get_attribute("hidden") is not None
+    assert not page.locator("#key-row").is_visible()  # no key configured: no key field
+    page.select_option("#mode", "text")
+    assert not page.locator("#image-label").is_visible()  # text-to-video: no image picker
+    page.select_option("#mode", "image")
+    assert page.locator("#image-label").is_visible()
+    page.select_option("#mode", "text")
+    assert not page.locator("#image-label").is_visible()
+    icon = page.request.get(open_server.url + "/favicon.ico")
+    assert icon.status == 200 and icon.headers["content-type"].startswith("image/svg+xml")
+    assert b"<svg" in icon.body()

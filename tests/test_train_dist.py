@@ -44,7 +44,8 @@ def test_torchrun_two_processes_match_one(tmp_path):
 
     one, two = _losses(tmp_path / "one"), _losses(tmp_path / "two")
     assert len(one) == len(two) == 3
-    assert one[0] == two[0]
+    # the two-process loss is the mean of two per-rank means, so it may differ from the one-process
+    # mean in the last float32 bits (seen: 2.0319314 vs 2.0319312): equal within 1e-5 relative
     assert one == pytest.approx(two, rel=1e-5, abs=1e-6)
     assert len(set(one)) == 3  # the loss moves: a comparison that can fail
 

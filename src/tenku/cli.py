@@ -40,13 +40,28 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         rc = args.func(args)
+        sys.stdout.flush()
     except TenkuError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`tenku verify x | head -1`): stop quietly, like other tools
+        _silence_stdout()
+        return 141  # 128 + SIGPIPE, what a shell reports for a command a closed pipe stopped
     return int(rc or 0)
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that Python's own flush at exit does not fail on the closed pipe again."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 if __name__ == "__main__":

@@ -5,6 +5,10 @@ class TenkuError(Exception):
     """An error caused by input the user can fix. The CLI prints it without a traceback."""
 
 
+class TenkuWarning(UserWarning):
+    """Something the user should know about a result (the CLI prints it as ``warning: ...``)."""
+
+
 class ModelFolderError(TenkuError):
     """A model or pipeline folder is missing, incomplete, corrupted or of the wrong kind."""
 

@@ -20,6 +20,8 @@ examples:
 
 
 def register(subparsers) -> None:
+    from tenku.commands.generate import add_threads_option
+
     p = subparsers.add_parser("eval", help="score a model against the physics world (the yardstick)",
                               description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_mutually_exclusive_group()
@@ -33,6 +35,7 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0, metavar="S",
                    help="generation seed (clip i uses S + i); same seed, same report (default: %(default)s)")
     p.add_argument("--steps", type=int, metavar="N", help="sampling steps (default: the model's)")
+    add_threads_option(p)
     p.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
     p.set_defaults(func=run)
 
@@ -57,12 +60,15 @@ def run(args) -> int:
     if not args.ground_truth:
         from pathlib import Path
 
-        from tenku.pipeline import default_model_path
+        from tenku.pipeline import model_path
 
-        model = Path(args.model) if args.model else default_model_path()
+        model = model_path(args.model)
         if not model.exists():
             hint = "pass --model PATH" if not args.model else "check the path"
             raise TenkuError(f"model folder not found: {model}; {hint} (or use --ground-truth)")
+    from tenku.commands.generate import apply_threads
+
+    apply_threads(args)
     start = time.perf_counter()
     report = evaluate(args.suite, args.out, model=model, ground_truth=args.ground_truth, clips=args.clips,
                       seed=args.seed, steps=args.steps, progress=not args.no_progress)

@@ -7,6 +7,9 @@ import argparse
 import os
 
 SPLITS = ("train", "test_id", "test_comp", "test_ood")
+# tenku.world.SCENARIOS' names, here so that `--help` does not import the world (a test keeps them equal)
+SCENARIO_NAMES = ("linear", "bounce_walls", "throw", "floor_bounce", "collision", "several", "occluder", "trail",
+                  "pan")
 
 
 def add_make(sub) -> None:
@@ -28,9 +31,8 @@ def add_make(sub) -> None:
     p.add_argument("--shard", default=None, metavar="i/n",
                    help="make only shards k with k %% n == i (0-based), for many machines")
     p.add_argument("--clips-per-shard", type=int, default=100, metavar="M", help="clips per shard (default 100)")
-    p.add_argument("--scenario", default=None, metavar="NAME",
-                   help="only this scenario (linear, bounce_walls, throw, floor_bounce, collision, several, "
-                        "occluder, trail, pan); default: all, uniformly")
+    p.add_argument("--scenario", default=None, metavar="NAME", choices=SCENARIO_NAMES,
+                   help=f"only this scenario ({', '.join(SCENARIO_NAMES)}); default: all, uniformly")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run_make)
 
@@ -54,7 +56,8 @@ def add_sample(sub) -> None:
         "sample", help="render one world scene to .mp4/.png and print its spec and captions",
         description="Draw one scene (the same one `world make` would make as clip --index) and write it.")
     p.add_argument("--out", required=True, metavar="PATH", help=".mp4 video, or .png (the first frame)")
-    p.add_argument("--scenario", default=None, metavar="NAME", help="scenario (default: drawn from the seed)")
+    p.add_argument("--scenario", default=None, metavar="NAME", choices=SCENARIO_NAMES,
+                   help=f"scenario: {', '.join(SCENARIO_NAMES)} (default: drawn from the seed)")
     p.add_argument("--split", default="train", choices=SPLITS)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--index", type=int, default=0, help="clip index (default 0)")

@@ -188,6 +188,12 @@ def load_video(video: Media, width: int, height: int, fps: float) -> np.ndarray:
 
         path = Path(video)
         if path.suffix.lower() in media.IMAGE_SUFFIXES:
+            import warnings
+
+            from tenku.errors import TenkuWarning
+
+            warnings.warn(f"{path.name} is an image: it is used as a video of one frame (for image-to-video "
+                          "from it, use generate --image)", TenkuWarning, stacklevel=2)
             return load_image(path, width, height)
         frames, fps_in = media.read_video(path)
         frames = resample_time(frames, fps_in, fps)
@@ -375,9 +381,6 @@ def generate(pipe, prompt: str, mode: Mode | None = None, *, negative_prompt: st
     from tenku.safety.moderation import ensure_allowed
 
     ensure_allowed(prompt)  # refuses (ModerationError, naming the category) before any work
-    text, expansion = expand_prompt(prompt, seed, expand)
-    if text != prompt:
-        ensure_allowed(text)  # an external enhancer's text passes the same check
 
     before: list[np.ndarray] = []  # given frames written before the new ones
     after: list[np.ndarray] = []  # and after them
@@ -438,6 +441,13 @@ def generate(pipe, prompt: str, mode: Mode | None = None, *, negative_prompt: st
             return lv.stream_edit(run, z0, W, k, float(mode.strength))
 
         total = len(video)
+    # the expansion describes the frame the new ones continue from, when frames are given (an edit's prompt
+    # says what the video should become, so it is expanded on its own)
+    given = {ImageToVideo: lambda: img[0], Connect: lambda: a[-1],
+             Extend: lambda: video[0] if mode.backward else video[-1]}.get(type(mode))
+    text, expansion = expand_prompt(prompt, seed, expand, frames=given() if given else None)
+    if text != prompt:
+        ensure_allowed(text)  # an external enhancer's text passes the same check
     pipe_check = dict(r, num_frames=total)
     check_limits(pipe, total, H, Wd, fps_out)
     meta = pipe.metadata(prompt, negative_prompt, seed, pipe_check)

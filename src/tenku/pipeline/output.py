@@ -32,6 +32,11 @@ def check_output_path(path: str | Path) -> Path:
                          "(.png writes the first frame as an image)")
     if path.is_dir():
         raise MediaError(f"{path} is a folder; give a file name ending in .mp4 or .png")
+    parent = path.parent
+    if not parent.is_dir():
+        what = "is not a folder" if parent.exists() else "does not exist"
+        raise MediaError(f"cannot write {path}: the folder {parent} {what}; create it first (mkdir -p {parent}) "
+                         "or choose another output path")
     return path
 
 

@@ -28,6 +28,22 @@ from tenku.pipeline.output import PipelineOutput
 Cond = tuple[torch.Tensor, torch.Tensor]  # (emb (B, L, D), mask (B, L) bool)
 
 
+def spatial_multiple_of(vae_cfg, dit_cfg) -> tuple[int, int]:
+    """(height, width) multiples a model of these configs makes: VAE spatial factor x DiT patch size."""
+    _, ph, pw = dit_cfg.patch_size
+    return vae_cfg.spatial_factor * ph, vae_cfg.spatial_factor * pw
+
+
+def frame_size_problems(height: int, width: int, multiple: tuple[int, int]) -> list[str]:
+    """What is wrong with a frame size for a model whose sizes are multiples of ``multiple`` (h, w)."""
+    problems = []
+    for what, v, m in (("height", height, multiple[0]), ("width", width, multiple[1])):
+        if not isinstance(v, int) or v < m or v % m:
+            near = _nearby(int(v), lambda x, m=m: x >= m and x % m == 0, m)
+            problems.append(f"{what} {v} is not a positive multiple of {m}; valid nearby: {', '.join(map(str, near))}")
+    return problems
+
+
 def _nearby(value: int, valid: Callable[[int], bool], step: int, count: int = 2) -> list[int]:
     """Up to ``count`` valid values on each side of ``value`` (closest first)."""
     below = [v for v in range(value - 1, max(value - step * (count + 1), 0), -1) if valid(v)][:count]
@@ -64,13 +80,15 @@ class TenkuPipeline:
     # ---- folders -----------------------------------------------------------------------------
     @classmethod
     def from_pretrained(
-        cls, path: str | Path, device: torch.device | str = "cpu", dtype: torch.dtype | None = None
+        cls, path: str | Path | None = None, device: torch.device | str = "cpu", dtype: torch.dtype | None = None
     ) -> "TenkuPipeline":
-        """Load a pipeline folder. ``dtype`` (e.g. torch.bfloat16 on a GPU) casts the VAE and DiT;
-        None keeps float32. A broken folder raises ModelFolderError."""
+        """Load a pipeline folder; with no path (or ``"tenku-world-tiny"``), the model shipped with tenku.
+        ``dtype`` (e.g. torch.bfloat16 on a GPU) casts the VAE and DiT; None keeps float32. A broken folder
+        raises ModelFolderError."""
         from tenku.models.hub import load_pipeline_folder
+        from tenku.pipeline import model_path
 
-        path = Path(path)
+        path = model_path(path)
         comps, flow, sample, _ = load_pipeline_folder(path, device=device, dtype=None)
         if dtype is not None:
             comps["vae"].to(dtype)
@@ -108,9 +126,7 @@ class TenkuPipeline:
     @property
     def spatial_multiple(self) -> tuple[int, int]:
         """(height, width) must be multiples of these: VAE spatial factor x DiT patch size."""
-        sf = self.vae.cfg.spatial_factor
-        _, ph, pw = self.transformer.cfg.patch_size
-        return sf * ph, sf * pw
+        return spatial_multiple_of(self.vae.cfg, self.transformer.cfg)
 
     def is_valid_num_frames(self, n: int) -> bool:
         tf = self.vae.cfg.temporal_factor
@@ -134,11 +150,7 @@ class TenkuPipeline:
             near = _nearby(int(num_frames), self.is_valid_num_frames, tf * self.transformer.cfg.patch_size[0])
             problems.append(f"{num_frames} frames is not a valid length (1 + {tf}*k frames); "
                             f"valid nearby: {', '.join(map(str, near))}")
-        for what, v, m in (("height", height, mh), ("width", width, mw)):
-            if not isinstance(v, int) or v < m or v % m:
-                near = _nearby(int(v), lambda x, m=m: x >= m and x % m == 0, m)
-                problems.append(f"{what} {v} is not a positive multiple of {m}; valid nearby: "
-                                f"{', '.join(map(str, near))}")
+        problems += frame_size_problems(height, width, (mh, mw))
         if problems:
             raise UnsupportedSizeError("; ".join(problems))
 

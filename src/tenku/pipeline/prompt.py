@@ -28,6 +28,9 @@ import urllib.request
 import warnings
 from typing import Any
 
+import numpy as np
+
+from tenku.errors import TenkuWarning
 from tenku.world.captions import (BACKGROUND_PHRASES, CAMERA_PHRASES, DIRECTION_PHRASES, NUMBERS, REGION,
                                   SHAPE_WORDS, SIZE_WORDS, SPEED_PHRASES, STATIC_CAMERA, parse_caption)
 from tenku.world.spec import COLORS, DIRECTIONS, SHAPES
@@ -37,7 +40,7 @@ FILL_SPEEDS = ("slow", "medium", "fast")
 FILL_BACKGROUNDS = tuple(BACKGROUND_PHRASES)
 
 
-class EnhancerFallbackWarning(UserWarning):
+class EnhancerFallbackWarning(TenkuWarning):
     """The chat enhancer failed; the built-in expander was used instead."""
 
 
@@ -88,22 +91,40 @@ class BuiltinExpander:
 
     name = "builtin"
 
-    def expand(self, prompt: str, seed: int) -> tuple[str, str]:
+    def expand(self, prompt: str, seed: int, frames=None) -> tuple[str, str]:
+        """``frames``: the given frame (H, W, 3) the video continues from, if any (image-to-video, extend,
+        connect). Then the objects and the background are the ones that frame shows (read by
+        :func:`tenku.eval.scene.read_scene`), never invented; a frame that is not a world scene keeps the
+        prompt as given."""
         text = prompt.strip()
         if not text:
             return prompt, self.name
+        scene = None
+        if frames is not None:
+            from tenku.eval.scene import read_scene
+
+            scene = read_scene(np.asarray(frames))
+            if scene is None:
+                return prompt, f"{self.name} (the given frames are not a world scene: kept as given)"
         got = parse_caption(text)
         objs = find_objects(text)
         vocab = any(got[k] for k in ("colors", "shapes", "sizes", "directions", "speeds", "backgrounds", "camera",
                                      "counts", "events"))
-        if not vocab:
+        if not vocab and scene is None:
             return prompt, f"{self.name} (no world vocabulary: kept as given)"
         events = got["events"]
         moving = bool(got["directions"]) or bool(events & {"gravity", "still", "bounce"})
         complete = (objs and all(o["color"] and o["shape"] for o in objs) and moving and got["backgrounds"]
                     and (got["camera"] or "static_camera" in events))
-        if complete:
+        if complete and scene is None:
             return prompt, f"{self.name} (complete: kept as given)"
+        source = self.name
+        if scene is not None:
+            got["backgrounds"] = {scene["background"]}
+            if scene["objects"]:
+                objs = [{k: o[k] for k in ("color", "shape", "size", "x", "y")} for o in scene["objects"]]
+                got["counts"] = set()
+            source = f"{self.name} (objects and background read from the given frames)"
         rng = random.Random(f"{int(seed)}\x00{text}")
         n = max(len(objs), max(got["counts"], default=1), 1)
         objs = objs + [{"color": None, "shape": None, "size": None} for _ in range(n - len(objs))]
@@ -130,7 +151,7 @@ class BuiltinExpander:
         else:
             cam = rng.choice(STATIC_CAMERA)
         sents.append(cam[0].upper() + cam[1:] + ".")
-        return " ".join(sents), self.name
+        return " ".join(sents), source
 
     @staticmethod
     def _setting(rng: random.Random, n: int, bg: str) -> str:
@@ -172,8 +193,12 @@ class BuiltinExpander:
         if "trail" in events:
             parts.append(f"leaving a {o['color']} paint trail that stays")
         clause = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
-        start = _start_region(direction, rng) if thrown or not gravity else rng.choice(("upper left", "upper middle",
-                                                                                          "upper right"))
+        if "x" in o:  # where the given frame shows it
+            start = REGION[(min(2, int(o["y"] * 3)), min(2, int(o["x"] * 3)))]
+        elif thrown or not gravity:
+            start = _start_region(direction, rng)
+        else:
+            start = rng.choice(("upper left", "upper middle", "upper right"))
         return f"{noun.capitalize()} starts in the {start} and {clause}."
 
 
@@ -218,9 +243,12 @@ class ChatEnhancer:
             raise ValueError("the answer has no text")
         return " ".join(text.strip().strip('"').split())
 
-    def expand(self, prompt: str, seed: int) -> tuple[str, str]:
+    def expand(self, prompt: str, seed: int, frames=None) -> tuple[str, str]:
         if not prompt.strip():
             return prompt, self.name
+        if frames is not None:  # the chat model cannot see the given frames: describe them instead
+            text, source = self.fallback.expand(prompt, seed, frames=frames)
+            return text, f"{source}; {self.name} not asked, it cannot see the frames"
         try:
             return self.ask(prompt, seed), self.name
         except urllib.error.HTTPError as e:
@@ -236,15 +264,25 @@ class ChatEnhancer:
         return text, f"{self.fallback.name} (enhancer failed: {reason})"
 
 
-def expand_prompt(prompt: str, seed: int, expand: Any = True) -> tuple[str, str | None]:
+def expand_prompt(prompt: str, seed: int, expand: Any = True, frames=None) -> tuple[str, str | None]:
     """(text to encode, which expander made it or None). ``expand``: True (built-in), False/None (off), an
-    object with ``expand(prompt, seed) -> (text, source)`` or a function ``f(prompt, seed) -> text``."""
+    object with ``expand(prompt, seed[, frames=]) -> (text, source)`` or a function ``f(prompt, seed) -> text``.
+    ``frames``: the (H, W, 3) frame a video continues from, when frames are given: the expansion must
+    describe what it shows. A custom expander that takes no ``frames`` keeps the prompt as given then."""
     if expand is None or expand is False:
         return prompt, None
     if expand is True:
         expand = BuiltinExpander()
     if hasattr(expand, "expand"):
-        return expand.expand(prompt, seed)
+        import inspect
+
+        if frames is None:
+            return expand.expand(prompt, seed)
+        if "frames" in inspect.signature(expand.expand).parameters:
+            return expand.expand(prompt, seed, frames=frames)
+        return prompt, f"{getattr(expand, 'name', 'custom')} (frames given, it cannot read them: kept as given)"
+    if callable(expand) and frames is not None:
+        return prompt, f"{getattr(expand, '__name__', 'custom')} (frames given, it cannot read them: kept as given)"
     if callable(expand):
         return expand(prompt, seed), getattr(expand, "__name__", "custom")
     from tenku.errors import TenkuError

@@ -46,7 +46,9 @@ def _c2pa():
     try:
         import c2pa
     except ImportError:  # pragma: no cover - depends on the environment
-        raise ProvenanceError("C2PA signing needs the provenance extra: pip install 'tenku[provenance]'") from None
+        raise ProvenanceError("C2PA signing needs c2pa-python, one of tenku's dependencies, which is not "
+                              "installed here; reinstall tenku (pip install tenku, or pip install -e . in a "
+                              "checkout)") from None
     return c2pa
 
 

@@ -46,8 +46,9 @@ def verify_file(path: str | Path, trust_anchors: str | Path | None = None) -> di
         verdict = "complete" if mark["detected"] else "manifest-only"
     else:
         verdict = "watermark-only" if mark["detected"] else "none"
-    if c2pa.state == "absent" and not mark["detected"] and "error" in mark:
-        raise MediaError(f"{path} has no C2PA manifest and cannot be decoded as an image or video: {mark['error']}")
+    if "error" in mark and c2pa.state not in ("valid", "trusted"):  # not media at all: neither tampered nor clean
+        raise MediaError(f"{path} is not an image or video tenku can read ({mark['error']}); tenku verify checks "
+                         "mp4, png and other video or image files")
     note = None
     if c2pa.state == "valid" and c2pa.signer.get("issuer") == "tenku local":
         note = provenance.UNTRUSTED_NOTE

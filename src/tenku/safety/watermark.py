@@ -56,6 +56,8 @@ K = PAYLOAD_BITS + CRC_BITS + 1
 BAND = (2.5, 12.0)
 DEFAULT_KEY = 0x7E4C_0001
 STRENGTH = 2.4  # RMS of the mark in 8-bit levels
+STILL_BOOST = (1.0, 1.25, 1.5, 1.75, 2.0, 2.5)  # a still image's mark strength steps, up to 2.5x (PSNR ~32.6 dB),
+# tried in order until the frame reads back (docs/safety.md: single frames)
 CLIP = 3.0  # residual limiter (levels)
 WIENER_R = 2  # pre-whitening: local mean power over (2r+1)^2 Fourier bins
 WIENER_FLOOR = 0.5  # ... plus this times its median over the band
@@ -308,11 +310,28 @@ def _registered(lum: np.ndarray, moved: np.ndarray, h: int, w: int) -> np.ndarra
 def embed(frames: np.ndarray, payload: int, key: int = DEFAULT_KEY, strength: float = STRENGTH,
           start: int = 0) -> np.ndarray:
     """Return a marked copy of frames (T, H, W, 3) uint8 (or one (H, W, 3) frame). ``start`` is the index of
-    the first frame in the whole video, for a video marked piece by piece."""
+    the first frame in the whole video, for a video marked piece by piece.
+
+    A still image (one frame at ``start`` 0) has no temporal code to cancel a textured floor, so its mark is
+    read back from the marked frame itself and made stronger (``STILL_BOOST`` steps) until it reads; textured
+    floors, the images that need it, also hide it best."""
     single = frames.ndim == 3
     video = frames[None] if single else frames
     if video.ndim != 4 or video.shape[-1] != 3 or video.dtype != np.uint8:
         raise ValueError(f"expected uint8 frames (T, H, W, 3), got {video.dtype} {video.shape}")
+    if len(video) == 1 and start == 0:
+        for boost in STILL_BOOST:
+            out = _embed(video, payload, key, strength * boost, start)
+            r = detect(out, key=key)
+            if r.detected and r.payload == payload:
+                break
+    else:
+        out = _embed(video, payload, key, strength, start)
+    return out[0] if single else out
+
+
+def _embed(video: np.ndarray, payload: int, key: int, strength: float, start: int) -> np.ndarray:
+    """The mark at RMS ``strength`` on (T, H, W, 3) uint8 frames (see :func:`embed`)."""
     t, h, w, _ = video.shape
     signs = np.where(_code_bits(payload), 1.0, -1.0)
     pats = patterns(key)
@@ -353,7 +372,7 @@ def embed(frames: np.ndarray, payload: int, key: int = DEFAULT_KEY, strength: fl
         if target <= 0:
             break
         gains = gains * np.clip(target / np.maximum(corr, 1e-3 * target), 0.5, 3.0)
-    return out[0] if single else out
+    return out
 
 
 @dataclass(frozen=True)

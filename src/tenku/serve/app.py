@@ -21,7 +21,7 @@ from pathlib import Path
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -210,6 +210,11 @@ def create_app(cfg: ServeConfig, store: JobStore | None = None, caps: Capabiliti
     @app.get("/", include_in_schema=False)
     def index():
         return HTMLResponse((static / "index.html").read_text(encoding="utf-8"))
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon():  # browsers ask for it on every page; an SVG icon (every current browser shows one)
+        return Response((static / "favicon.svg").read_bytes(), media_type="image/svg+xml",
+                        headers={"Cache-Control": "max-age=86400"})
 
     def _model_object() -> dict:
         return {"id": caps.model_name, "object": "model", "created": 0, "owned_by": "tenku",

@@ -97,13 +97,9 @@ def _read_json(path: Path) -> dict:
 
 
 def resolve_model(cfg: ServeConfig) -> str:
-    if cfg.model:
-        return cfg.model
-    try:
-        from tenku.pipeline import default_model_path
-    except ImportError as e:
-        raise TenkuError("no --model given and this tenku build ships no default model; pass --model PATH") from e
-    return str(default_model_path())
+    from tenku.pipeline import model_path
+
+    return str(model_path(cfg.model or None))
 
 
 def capabilities(cfg: ServeConfig) -> Capabilities:

@@ -205,6 +205,10 @@ def _die_with_parent() -> int:
 
 def worker_main(cfg: ServeConfig, name: str) -> int:
     def stop(signum, frame):
+        # once: a second SIGTERM (the server's process-group stop, or the parent-death signal) must not interrupt
+        # the shutdown that the first one started, e.g. inside an exit handler
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         raise _Stop()
 
     signal.signal(signal.SIGTERM, stop)
