@@ -42,8 +42,11 @@ def main() -> None:
 
     if args.plain:
         plain = watermark._embed
-        watermark.embed = lambda frames, payload, key=watermark.DEFAULT_KEY, strength=watermark.STRENGTH, start=0: \
-            plain(frames[None] if frames.ndim == 3 else frames, payload, key, strength, start)[0]
+        def once(frames, payload, key=watermark.DEFAULT_KEY, strength=watermark.STRENGTH, start=0):
+            out = plain(frames[None] if frames.ndim == 3 else frames, payload, key, strength, start)
+            return out[0] if frames.ndim == 3 else out
+
+        watermark.embed = once
     pipe = TenkuPipeline.from_pretrained()
     rows, start = [], time.time()
     with tempfile.TemporaryDirectory() as tmp:

@@ -304,7 +304,7 @@ def generate_to_file(args, pipe, prompt: str, mode, *, width=None, height=None, 
         print(f"expanded prompt ({m['expander']}): {m['expanded_prompt']}")
     kind = "image" if path.suffix.lower() == ".png" else f"{stream.num_frames} frames, {stream.fps:g} fps"
     took = time.perf_counter() - start  # the whole generation and write (an image stops the stream early)
-    print(f"wrote {path} ({kind}, {stream.width}x{stream.height}, seed {seed}, {took:.1f} s)")
+    print(f"wrote {path} ({kind}, {stream.width}x{stream.height}, seed {seed}, {took:.2f} s)")
     return 0
 
 

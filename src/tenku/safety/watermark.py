@@ -56,7 +56,7 @@ K = PAYLOAD_BITS + CRC_BITS + 1
 BAND = (2.5, 12.0)
 DEFAULT_KEY = 0x7E4C_0001
 STRENGTH = 2.4  # RMS of the mark in 8-bit levels
-STILL_BOOST = (1.0, 1.25, 1.5, 1.75, 2.0, 2.5)  # a still image's mark strength steps, up to 2.5x (PSNR ~32.6 dB),
+STILL_BOOST = (1.0, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0)  # a still image's mark strength steps, up to 3x (PSNR ~31 dB),
 # tried in order until the frame reads back (docs/safety.md: single frames)
 CLIP = 3.0  # residual limiter (levels)
 WIENER_R = 2  # pre-whitening: local mean power over (2r+1)^2 Fourier bins
