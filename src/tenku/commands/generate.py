@@ -281,9 +281,6 @@ def generate_to_file(args, pipe, prompt: str, mode, *, width=None, height=None, 
     from tenku.errors import TenkuWarning
 
     _, seed = TenkuPipeline.make_generator(args.seed, None)
-    if not prompt.strip():
-        print("note: the prompt is empty, so the video is unconditional (whatever the model makes without "
-              "text); give a prompt to say what it should show", file=sys.stderr)
     start = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", TenkuWarning)
@@ -294,6 +291,9 @@ def generate_to_file(args, pipe, prompt: str, mode, *, width=None, height=None, 
                              guidance_interval=args.guidance_interval, match_seams=not args.no_seam_match)
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
+    if not prompt.strip():  # after the checks: a refused request says only what was wrong
+        print("note: the prompt is empty, so the video is unconditional (whatever the model makes without "
+              "text); give a prompt to say what it should show", file=sys.stderr)
     out = Path(args.output) if args.output else Path(default_output_name(slug if slug is not None else prompt, seed))
     try:
         path = save_output_stream(stream, out)

@@ -1,14 +1,24 @@
 """Text encoders behind one small interface: ``.dim`` and ``.encode(prompts) -> (emb (B,L,dim), mask (B,L))``.
 
-- :class:`ByteTextEncoder`: built in, trained with the DiT. Prompts are UTF-8 bytes (any Unicode text,
-  no vocabulary file) framed by BOS/EOS, embedded, run through a few pre-norm transformer layers.
-  A prompt longer than ``max_length`` UTF-8 bytes is cut to its first ``max_length`` bytes (at a
-  character boundary). The empty prompt (BOS, EOS) is the unconditional input for guidance.
+- :class:`ByteTextEncoder`: built in, trained with the DiT. Tokens framed by BOS/EOS are embedded and
+  run through a few pre-norm transformer layers. The empty prompt (BOS, EOS) is the unconditional
+  input for guidance. Two tokenizers (``TextEncoderConfig.tokenizer``):
+
+  - ``"bytes"``: one token per UTF-8 byte (any Unicode text, no vocabulary). A prompt longer than
+    ``max_length`` bytes is cut to its first ``max_length`` bytes (at a character boundary).
+  - ``"words"``: a prompt is split into words (letters and digits, joined by ``-`` or ``'``) and single
+    punctuation marks; a piece whose lower-case form is in ``vocab`` is one token, any other piece is
+    its UTF-8 bytes followed by a space byte (so any text still encodes). At most ``max_length``
+    tokens are kept. Colour words that differ in one byte ("red", "rod") get unrelated embeddings
+    from the start, where bytes give near-identical pooled outputs.
 - :class:`HFTextEncoder`: a frozen Hugging Face T5 / UMT5 / CLIP text encoder from a local folder.
+
+:func:`world_vocabulary` lists the words of the world's captions and of the prompt expander.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import torch
@@ -20,6 +30,80 @@ from tenku.errors import ModelFolderError, TenkuError
 
 BOS, EOS, PAD = 256, 257, 258
 VOCAB_SIZE = 259  # 256 byte values + BOS, EOS, PAD
+
+
+# Words the caption and expander templates write around the phrase tables of tenku.world.captions
+# (articles, verbs, prepositions); tests/test_text.py checks that world captions need nothing else.
+TEMPLATE_WORDS = (
+    "a", "across", "against", "an", "and", "arc", "are", "around", "as", "at", "begins", "behind",
+    "bounces", "bouncing", "collides", "comes", "crosses", "drops", "dropped", "edge", "falling", "falls",
+    "filmed", "floor", "frame", "glides", "goes", "gravity", "hits", "hitting", "in", "into", "is", "it",
+    "leaves", "leaving", "moves", "moving", "object", "objects", "of", "off", "on", "once", "onto",
+    "other", "out", "outside", "over", "paint", "painting", "pale", "passes", "passing", "rebounds",
+    "rest", "rests", "scene", "sets", "shape", "shapes", "side", "single", "sits", "slides", "spans",
+    "stands", "starts", "stationary", "stays", "motionless", "that", "the", "there", "thrown", "times",
+    "trail", "travels", "twice", "under", "until", "view", "wall", "walls", "while", "with", "flies",
+    "several", "many", "thing", "things", "bounce", "rolls", "rolling", "throw", "throws",
+    ".", ",", ";", ":", "!", "?",
+)
+
+_PIECE = re.compile(r"[^\W_]+(?:[-'][^\W_]+)*|[^\s]")
+
+
+def _phrase_words(*tables) -> set[str]:
+    words: set[str] = set()
+    for table in tables:
+        items = table.values() if isinstance(table, dict) else table
+        for item in items:
+            for phrase in (item if isinstance(item, (tuple, list)) else (item,)):
+                words.update(_PIECE.findall(str(phrase).lower()))
+    return words
+
+
+def world_vocabulary() -> tuple[str, ...]:
+    """The sorted words of the world's captions: every phrase table of :mod:`tenku.world.captions` and
+    :mod:`tenku.world.spec` (colours, shapes and shape nouns with plurals, sizes, directions and the
+    user-style motion phrases, speeds, backgrounds, camera moves, regions, numbers, occluders) plus
+    :data:`TEMPLATE_WORDS`. Store the result in ``TextEncoderConfig.vocab``: a trained encoder keeps its
+    table even if the world's wording changes later."""
+    from tenku.world import captions as c
+    from tenku.world import spec
+
+    words = _phrase_words(
+        spec.COLORS.keys(), spec.SHAPES, spec.SHAPE_NOUNS, spec.BACKGROUNDS.keys(), spec.DIRECTIONS.keys(),
+        spec.COMPASS, c.SHAPE_WORDS, c.SIZE_WORDS, c.DIRECTION_PHRASES, c.PARSE_DIRECTION_PHRASES,
+        c.CAMERA_PHRASES, c.STATIC_CAMERA, c.SPEED_PHRASES, c.BACKGROUND_PHRASES, c.OCCLUDER_WORDS,
+        c.REGION, c.NUMBERS, TEMPLATE_WORDS)
+    nouns = _phrase_words(spec.SHAPE_NOUNS, c.SHAPE_WORDS)
+    words.update(n + ("es" if n.endswith(("x", "s")) else "s") for n in nouns)
+    return tuple(sorted(words))
+
+
+def word_tokenize(prompts: list[str], vocab: dict[str, int], max_length: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Prompts -> ids (B, L) int64 and mask (B, L) bool with the ``"words"`` tokenizer (module docstring).
+    ``vocab``: lower-case piece -> token id (>= VOCAB_SIZE). L = the longest prompt's tokens + 2."""
+    if isinstance(prompts, str):
+        raise TypeError("encode() takes a list of prompts, not a single string")
+    seqs = []
+    for p in prompts:
+        toks: list[int] = []
+        for piece in _PIECE.findall(p):
+            wid = vocab.get(piece.lower())
+            toks.extend((wid,) if wid is not None else (*piece.encode("utf-8"), 32))
+            if len(toks) >= max_length:
+                break
+        seqs.append([BOS, *toks[:max_length], EOS])
+    return _pad(seqs)
+
+
+def _pad(seqs: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    n = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), n), PAD, dtype=torch.long)
+    mask = torch.zeros((len(seqs), n), dtype=torch.bool)
+    for i, s in enumerate(seqs):
+        ids[i, : len(s)] = torch.tensor(s, dtype=torch.long)
+        mask[i, : len(s)] = True
+    return ids, mask
 
 
 def utf8_truncate(text: str, max_bytes: int) -> bytes:
@@ -34,14 +118,7 @@ def byte_tokenize(prompts: list[str], max_length: int) -> tuple[torch.Tensor, to
     """Prompts -> ids (B, L) int64 and mask (B, L) bool; L = longest prompt in bytes + 2 (BOS, EOS)."""
     if isinstance(prompts, str):
         raise TypeError("encode() takes a list of prompts, not a single string")
-    seqs = [[BOS, *utf8_truncate(p, max_length), EOS] for p in prompts]
-    n = max(len(s) for s in seqs)
-    ids = torch.full((len(seqs), n), PAD, dtype=torch.long)
-    mask = torch.zeros((len(seqs), n), dtype=torch.bool)
-    for i, s in enumerate(seqs):
-        ids[i, : len(s)] = torch.tensor(s, dtype=torch.long)
-        mask[i, : len(s)] = True
-    return ids, mask
+    return _pad([[BOS, *utf8_truncate(p, max_length), EOS] for p in prompts])
 
 
 class _Block(nn.Module):
@@ -68,16 +145,28 @@ class _Block(nn.Module):
 
 
 class ByteTextEncoder(nn.Module):
-    """Byte-level transformer text encoder; see the module docstring."""
+    """Transformer text encoder over byte tokens, or word tokens with bytes for unknown words; see the
+    module docstring."""
 
     def __init__(self, cfg: TextEncoderConfig):
         super().__init__()
         if cfg.dim % cfg.num_heads:
             raise ValueError(f"TextEncoderConfig: dim {cfg.dim} is not divisible by num_heads {cfg.num_heads}")
+        if cfg.tokenizer not in ("bytes", "words"):
+            raise ValueError(f"TextEncoderConfig: tokenizer {cfg.tokenizer!r} is not 'bytes' or 'words'")
+        if cfg.tokenizer == "words" and not cfg.vocab:
+            raise ValueError("TextEncoderConfig: tokenizer 'words' needs a vocab (e.g. "
+                             "tenku.models.text.world_vocabulary())")
+        if cfg.tokenizer == "bytes" and cfg.vocab:
+            raise ValueError("TextEncoderConfig: a vocab is only used with tokenizer 'words'")
+        vocab = [w.lower() for w in cfg.vocab]
+        if len(set(vocab)) != len(vocab) or any(not _PIECE.fullmatch(w) for w in vocab):
+            raise ValueError("TextEncoderConfig: vocab entries must be distinct single words or punctuation marks")
         self.cfg = cfg
         self.dim = cfg.dim
         self.max_length = cfg.max_length
-        self.tok_emb = nn.Embedding(VOCAB_SIZE, cfg.dim)
+        self.word_ids = {w: VOCAB_SIZE + i for i, w in enumerate(vocab)}
+        self.tok_emb = nn.Embedding(VOCAB_SIZE + len(vocab), cfg.dim)
         self.pos_emb = nn.Parameter(torch.zeros(cfg.max_length + 2, cfg.dim))
         self.blocks = nn.ModuleList(_Block(cfg.dim, cfg.num_heads, cfg.mlp_ratio) for _ in range(cfg.depth))
         self.norm = nn.LayerNorm(cfg.dim)
@@ -103,9 +192,15 @@ class ByteTextEncoder(nn.Module):
         x = self.norm(x)  # (B, L, dim)
         return x * mask[..., None].to(x.dtype)  # padding positions are exactly zero
 
+    def tokenize(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Prompts -> ids (B, L) int64, mask (B, L) bool, with this encoder's tokenizer."""
+        if self.cfg.tokenizer == "words":
+            return word_tokenize(prompts, self.word_ids, self.max_length)
+        return byte_tokenize(prompts, self.max_length)
+
     def encode(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Prompts -> (emb (B, L, dim), mask (B, L) bool), L = the longest prompt in bytes + 2."""
-        ids, mask = byte_tokenize(prompts, self.max_length)
+        """Prompts -> (emb (B, L, dim), mask (B, L) bool), L = the longest prompt in tokens + 2."""
+        ids, mask = self.tokenize(prompts)
         ids, mask = ids.to(self.device), mask.to(self.device)
         return self(ids, mask), mask
 

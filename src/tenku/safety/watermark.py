@@ -314,7 +314,7 @@ def embed(frames: np.ndarray, payload: int, key: int = DEFAULT_KEY, strength: fl
 
     A still image (one frame at ``start`` 0) has no temporal code to cancel a textured floor, so its mark is
     read back from the marked frame itself and made stronger (``STILL_BOOST`` steps) until it reads; textured
-    floors, the images that need it, also hide it best."""
+    floors, the images that need it, also hide it best. A frame on which no step reads keeps the plain mark."""
     single = frames.ndim == 3
     video = frames[None] if single else frames
     if video.ndim != 4 or video.shape[-1] != 3 or video.dtype != np.uint8:
@@ -325,6 +325,8 @@ def embed(frames: np.ndarray, payload: int, key: int = DEFAULT_KEY, strength: fl
             r = detect(out, key=key)
             if r.detected and r.payload == payload:
                 break
+        else:  # no strength reads back (e.g. a frame of noise): a stronger mark would only cost quality
+            out = _embed(video, payload, key, strength, start)
     else:
         out = _embed(video, payload, key, strength, start)
     return out[0] if single else out
