@@ -90,3 +90,68 @@ def test_hf_text_encoder_rejects_bad_folders(tmp_path, tiny_t5):
     (broken / "config.json").write_text((tiny_t5 / "config.json").read_text())
     with pytest.raises(ModelFolderError, match="cannot load"):
         HFTextEncoder(broken)
+
+
+# ---- word tokens -------------------------------------------------------------------------------
+from pathlib import Path  # noqa: E402
+
+from tenku.models.hub import load_component, save_pretrained  # noqa: E402
+from tenku.models.text import VOCAB_SIZE, TEMPLATE_WORDS, world_vocabulary  # noqa: E402
+
+WORDS = TextEncoderConfig(dim=32, depth=1, num_heads=2, max_length=64, tokenizer="words", vocab=world_vocabulary())
+SHIPPED = Path(__file__).resolve().parents[1] / "src" / "tenku" / "assets" / "tenku-world-tiny"
+
+
+def test_word_tokens_with_byte_fallback():
+    enc = ByteTextEncoder(WORDS).eval()
+    ids, mask = enc.tokenize(["A red Ball.", "a cat", ""])
+    w = enc.word_ids
+    assert ids[0, :6].tolist() == [BOS, w["a"], w["red"], w["ball"], w["."], EOS]  # case-insensitive
+    assert ids[1, :7].tolist() == [BOS, w["a"], *b"cat", 32, EOS]  # unknown word: its bytes and a space
+    assert mask.sum(1).tolist() == [6, 7, 2]  # the empty prompt is BOS + EOS
+    emb, m = enc.encode(["一个红色的球", "🙂 up-right"])
+    assert torch.isfinite(emb).all() and (emb[~m] == 0).all()
+    assert enc.tokenize(["up-right"])[0][0, 1] == w["up-right"]
+    long, lm = enc.tokenize(["red " * 200])
+    assert lm.sum() == 64 + 2 and long[0, -1] == EOS  # at most max_length tokens
+    assert enc.tok_emb.weight.shape == (VOCAB_SIZE + len(WORDS.vocab), 32)
+
+
+def test_world_vocabulary_covers_every_world_caption():
+    from tenku.models.text import _PIECE
+    from tenku.pipeline.prompt import expand_prompt
+    from tenku.world.make import make_world_clip
+
+    vocab = set(world_vocabulary())
+    assert len(vocab) == len(world_vocabulary()) and len(TEMPLATE_WORDS) < len(vocab) < 300
+    missing = set()
+    for split in ("train", "test_id", "test_comp", "test_ood"):
+        for i in range(150):
+            caps = make_world_clip(0, split, i).captions
+            texts = [*caps.values(), expand_prompt(caps["short"], i)[0]]
+            missing |= {p.lower() for t in texts for p in _PIECE.findall(t)} - vocab
+    assert not missing
+
+
+def test_word_encoder_round_trips_through_a_component_folder(tmp_path):
+    enc = ByteTextEncoder(WORDS).eval()
+    save_pretrained(enc, None, tmp_path / "te")
+    back = load_component(tmp_path / "te", expect=("ByteTextEncoder", "HFTextEncoder"))
+    assert back.cfg == WORDS and back.cfg.vocab == WORDS.vocab  # the tuple survives JSON
+    prompts = ["A large red ball rests motionless on a white background.", "a cat"]
+    assert torch.equal(enc.encode(prompts)[0], back.encode(prompts)[0])
+
+
+def test_shipped_text_encoder_still_loads_as_bytes():
+    enc = load_component(SHIPPED / "text_encoder")
+    assert enc.cfg.tokenizer == "bytes" and enc.cfg.vocab == () and enc.tok_emb.weight.shape[0] == VOCAB_SIZE
+    ids, _ = enc.tokenize(["red"])
+    assert ids[0].tolist() == [BOS, *b"red", EOS]
+
+
+@pytest.mark.parametrize("bad", [dict(tokenizer="words"), dict(tokenizer="chars"),
+                                 dict(vocab=("red",)), dict(tokenizer="words", vocab=("red", "RED")),
+                                 dict(tokenizer="words", vocab=("two words",))])
+def test_bad_tokenizer_configs_are_refused(bad):
+    with pytest.raises(ValueError):
+        ByteTextEncoder(TextEncoderConfig(dim=32, depth=1, num_heads=2, **bad))
