@@ -27,7 +27,7 @@ def serve_model(tmp_path_factory) -> str:
 def server(tmp_path_factory):
     data = tmp_path_factory.mktemp("serve")
     srv = ServerProcess(model=serve_model(tmp_path_factory), data_dir=data, workers=1,
-                        args=["--api-key", KEY, "--poll-after-ms", "100", "--max-upload-mb", "1", "--threads", "1",
+                        args=["--api-key", KEY, "--poll-after-ms", "100", "--sizes", "32x32", "--seconds", "1,2,4", "--max-upload-mb", "1", "--threads", "1",
                               "--max-prompt-chars", "500", "--rate-limit", "0"])
     with srv:
         yield srv
@@ -68,7 +68,7 @@ def test_create_and_poll_and_download_all_variants(client, done, caps, tmp_path)
     thumb = Image.open(io.BytesIO(client.videos.download_content(done.id, variant="thumbnail").content))
     assert thumb.size == (w, h)
     sheet = Image.open(io.BytesIO(client.videos.download_content(done.id, variant="spritesheet").content))
-    assert sheet.width >= w and sheet.height >= h and sheet.format == "JPEG"
+    assert sheet.width >= w and sheet.height >= h and sheet.format == "WEBP"
 
 
 def test_list_paging_and_delete(client, caps):

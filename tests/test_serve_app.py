@@ -25,7 +25,8 @@ def model(tmp_path_factory):
 
 
 def _setup(tmp_path, model, **kw):
-    cfg = ServeConfig(model=model, data_dir=str(tmp_path / "data"), api_keys=KEYS, lease_seconds=1.0, **kw)
+    cfg = ServeConfig(model=model, data_dir=str(tmp_path / "data"), api_keys=KEYS, lease_seconds=1.0,
+                      sizes=("32x32",), allowed_hosts=("testserver",), **kw)
     store = JobStore(cfg.resolved_db_url(), lease_seconds=cfg.lease_seconds)
     return cfg, store, create_app(cfg, store=store)
 

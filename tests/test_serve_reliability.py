@@ -63,7 +63,7 @@ def _wait(pred, timeout, what):
 
 def test_200_jobs_from_50_concurrent_clients_all_complete_once(tmp_path):
     data = tmp_path / "serve"
-    args = ["--rate-limit", "0", "--poll-after-ms", "1000", "--seconds", "1", "--threads", "1"]
+    args = ["--rate-limit", "0", "--poll-after-ms", "1000", "--seconds", "1", "--threads", "1", "--sizes", "16x16"]
     model = tiniest_pipeline(tmp_path / "model")
     with ServerProcess(model=model, data_dir=data, workers=2, args=args) as srv:
         results: dict[int, list] = {}
@@ -102,7 +102,8 @@ def test_worker_sigkill_mid_job_and_server_crash_mid_queue_lose_nothing(tmp_path
     data = tmp_path / "serve"
     model = tiniest_pipeline(tmp_path / "model")
     # 600 sampler steps: a job lasts long enough (about a second even on an idle machine) to be killed mid-way
-    slow = ["--lease-seconds", "2", "--steps", "600", "--seconds", "1", "--poll-after-ms", "100", "--threads", "1"]
+    slow = ["--lease-seconds", "2", "--steps", "600", "--seconds", "1", "--poll-after-ms", "100", "--threads", "1",
+            "--sizes", "16x16"]
     srv = ServerProcess(model=model, data_dir=data, workers=1, args=slow).start()
     try:
         c = openai.OpenAI(base_url=srv.url + "/v1", api_key="unused", max_retries=0)
@@ -151,7 +152,7 @@ def _alive(pid: int) -> bool:
 def test_workers_exit_when_the_server_process_dies(tmp_path):
     """A server killed alone (not its process group) must not leave orphan workers polling the queue."""
     model = tiniest_pipeline(tmp_path / "model")
-    srv = ServerProcess(model=model, data_dir=tmp_path / "data", workers=2, args=["--threads", "1"]).start()
+    srv = ServerProcess(model=model, data_dir=tmp_path / "data", workers=2, args=["--threads", "1", "--sizes", "16x16"]).start()
     try:
         workers = _wait(lambda: [p for p in _children(srv.proc.pid)] if len(_children(srv.proc.pid)) >= 2 else None,
                         30, "two worker processes")

@@ -32,7 +32,8 @@ def serve_model(tmp_path_factory) -> str:
 def server(tmp_path_factory):
     data = tmp_path_factory.mktemp("serve")
     with ServerProcess(model=serve_model(tmp_path_factory), data_dir=data, workers=1,
-                       args=["--api-key", KEY, "--poll-after-ms", "100", "--threads", "1"]) as srv:
+                       args=["--api-key", KEY, "--poll-after-ms", "100", "--threads", "1", "--sizes", "32x32",
+                             "--seconds", "1,2,4"]) as srv:
         yield srv
 
 
@@ -87,7 +88,7 @@ def open_server(tmp_path_factory):
     """A server with no API key configured."""
     data = tmp_path_factory.mktemp("serve-open")
     with ServerProcess(model=serve_model(tmp_path_factory), data_dir=data, workers=1,
-                       args=["--poll-after-ms", "100", "--threads", "1"]) as srv:
+                       args=["--poll-after-ms", "100", "--threads", "1", "--sizes", "32x32", "--seconds", "1,2,4"]) as srv:
         yield srv
 
 

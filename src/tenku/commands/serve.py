@@ -37,8 +37,29 @@ def register(subparsers) -> None:
     p.add_argument("--threads", type=int, default=0,
                    help="torch threads per worker (default: CPU cores divided by --workers)")
     p.add_argument("--steps", type=int, default=0, help="sampler steps per video (default: the model's)")
-    p.add_argument("--sizes", default="", metavar="WxH,...", help="sizes accepted (default: from the model)")
-    p.add_argument("--seconds", default="", metavar="S,...", help="durations accepted (default 1,2,4)")
+    p.add_argument("--sizes", default="", metavar="WxH,...",
+                   help="sizes accepted, the first is the default (default: OpenAI's 720x1280,1280x720,1024x1792,"
+                   "1792x1024, then the model's own); sizes the model does not make natively are generated at its "
+                   "scale with the same aspect and scaled")
+    p.add_argument("--seconds", default="", metavar="S,...",
+                   help="durations listed by /v1/models and the page (default 4,8,12); any up to --max-seconds works")
+    p.add_argument("--fps", type=float, default=0.0, help="frames per second of served videos (default: the model's)")
+    p.add_argument("--max-seconds", type=float, default=20.0, help="longest video accepted in seconds (default 20)")
+    p.add_argument("--model-alias", action="append", default=[], metavar="ALIAS=MODEL",
+                   help="another model id accepted for the served model (repeatable; sora-2, sora-2-pro and their "
+                   "dated ids are accepted already)")
+    p.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                   help="a Host name to serve besides localhost/127.0.0.1/::1 (repeatable; '*' for any)")
+    p.add_argument("--allowed-origin", action="append", default=[], metavar="URL",
+                   help="a web origin (https://app.example) allowed to POST/DELETE (repeatable)")
+    p.add_argument("--trusted-proxy", action="append", default=[], metavar="ADDR",
+                   help="an address or network of a reverse proxy whose X-Forwarded-For is believed (repeatable)")
+    p.add_argument("--body-timeout", type=float, default=30.0, metavar="S",
+                   help="seconds a request body may take to arrive (default 30)")
+    p.add_argument("--max-concurrent-uploads", type=int, default=4, metavar="N",
+                   help="request bodies over 1 MiB read at once; more get 429 (default 4)")
+    p.add_argument("--auth-fail-limit", type=int, default=20, metavar="N",
+                   help="wrong API keys per client address per minute before 429, 0 for none (default 20)")
     p.add_argument("--poll-after-ms", type=int, default=500, help="poll interval hinted to SDK clients (default 500)")
     p.set_defaults(func=handler)
 
@@ -55,6 +76,10 @@ def handler(args: argparse.Namespace) -> int:
         rate_limit=args.rate_limit, max_prompt_chars=args.max_prompt_chars, max_upload_bytes=upload,
         max_body_bytes=upload + 1024 * 1024, poll_after_ms=args.poll_after_ms, num_steps=args.steps, threads=args.threads,
         sizes=tuple(s.strip() for s in args.sizes.split(",") if s.strip()),
-        seconds=tuple(s.strip() for s in args.seconds.split(",") if s.strip()),
+        seconds=tuple(s.strip() for s in args.seconds.split(",") if s.strip()), max_seconds=args.max_seconds, fps=args.fps,
+        model_aliases=tuple(args.model_alias), allowed_hosts=tuple(args.allowed_host),
+        allowed_origins=tuple(args.allowed_origin), trusted_proxies=tuple(args.trusted_proxy),
+        body_timeout=args.body_timeout, max_concurrent_uploads=args.max_concurrent_uploads,
+        auth_fail_limit=args.auth_fail_limit,
     )
     return run(cfg)

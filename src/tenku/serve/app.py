@@ -8,14 +8,11 @@ OpenAI's shape ``{"error": {"message", "type", "param", "code"}}``; bad input ne
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import hashlib
 import hmac
 import random
 import sys
-import threading
-import time
 from importlib import resources
 from pathlib import Path
 
@@ -27,33 +24,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tenku.serve import schemas as S
+from tenku.serve.body import BodyReader, ClientGone, Upload
 from tenku.serve.errors import APIError, bad_request, error_body, not_found
-from tenku.serve.files import VARIANTS, is_video_id, remove_job_files, uploads_dir, variant_path
+from tenku.serve.files import VARIANTS, cover_image, is_video_id, remove_job_files, uploads_dir, variant_path
+from tenku.serve.security import GuardMiddleware, RateLimiter, client_address
 from tenku.serve.settings import Capabilities, ServeConfig, capabilities
 from tenku.serve.store import Job, JobStore, new_video_id
-
-
-class RateLimiter:
-    """At most ``per_minute`` requests per key in any 60-second window."""
-
-    def __init__(self, per_minute: int):
-        self.per_minute = per_minute
-        self._hits: dict[str, collections.deque] = collections.defaultdict(collections.deque)
-        self._lock = threading.Lock()
-
-    def check(self, key: str) -> None:
-        if self.per_minute <= 0:
-            return
-        now = time.monotonic()
-        with self._lock:
-            q = self._hits[key]
-            while q and now - q[0] >= 60.0:
-                q.popleft()
-            if len(q) >= self.per_minute:
-                wait = max(1, int(60.0 - (now - q[0])) + 1)
-                raise APIError(429, f"rate limit of {self.per_minute} requests per minute reached; retry in {wait} s",
-                               type="rate_limit_error", code="rate_limit_exceeded", headers={"Retry-After": str(wait)})
-            q.append(now)
 
 
 def _moderate(text: str) -> None:
@@ -77,6 +53,8 @@ def create_app(cfg: ServeConfig, store: JobStore | None = None, caps: Capabiliti
     uploads_dir(data_dir).mkdir(parents=True, exist_ok=True)
     key_owner = {k: hashlib.sha256(k.encode()).hexdigest()[:16] for k in cfg.api_keys}
     limiter = RateLimiter(cfg.rate_limit)
+    auth_failures = RateLimiter(cfg.auth_fail_limit, "wrong API keys")
+    bodies = BodyReader(cfg)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -102,26 +80,32 @@ def create_app(cfg: ServeConfig, store: JobStore | None = None, caps: Capabiliti
             remove_job_files(data_dir, job.id, job.input_path)
             store.mark_expired(job.id)
 
-    app = FastAPI(title="tenku", version="1", lifespan=lifespan, docs_url="/docs", redoc_url=None)
+    # no Swagger UI (it loads from a CDN); the schema is served below, behind the key when keys are configured
+    app = FastAPI(title="tenku", version="1", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app.router.redirect_slashes = False  # a redirect would be built from the client's Host header
+    app.add_middleware(GuardMiddleware, cfg=cfg)
     app.state.store, app.state.cfg, app.state.caps = store, cfg, caps
 
     # ---- errors in OpenAI's shape --------------------------------------------------------------
     @app.exception_handler(APIError)
     async def _api_error(request: Request, e: APIError):
+        if isinstance(e, ClientGone):  # nobody to answer; not worth a log line
+            return Response(status_code=400, headers={"Connection": "close"})
         return JSONResponse(e.body(), status_code=e.status, headers=e.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, e: RequestValidationError):
         errs = e.errors()
         first = errs[0] if errs else {}
-        loc = [str(x) for x in first.get("loc", ()) if x not in ("query", "path", "body")]
-        msg = f"{'.'.join(loc) or 'request'}: {first.get('msg', 'invalid value')}"
+        loc = [str(x)[:40] for x in first.get("loc", ()) if x not in ("query", "path", "body")]
+        msg = f"{'.'.join(loc) or 'request'}: {str(first.get('msg', 'invalid value'))[:200]}"
         return JSONResponse(error_body(msg, param=".".join(loc) or None, code="invalid_value"), status_code=400)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, e: StarletteHTTPException):
         code = {404: "not_found", 405: "method_not_allowed"}.get(e.status_code, "http_error")
-        msg = f"no route {request.method} {request.url.path}" if e.status_code in (404, 405) else str(e.detail)
+        path = request.url.path.encode("utf-8", "replace").decode("utf-8")
+        msg = f"no route {request.method} {path[:200]}" if e.status_code in (404, 405) else str(e.detail)[:200]
         return JSONResponse(error_body(msg, code=code), status_code=e.status_code)
 
     @app.exception_handler(Exception)
@@ -132,23 +116,32 @@ def create_app(cfg: ServeConfig, store: JobStore | None = None, caps: Capabiliti
 
     # ---- access --------------------------------------------------------------------------------
     async def authorize(request: Request) -> str:  # async: no thread hop for a few string compares
-        """The caller's owner tag ("" without keys); 401 without a configured key; rate limit on writes."""
+        """The caller's owner tag ("" without keys); 401 without a configured key; rate limits: wrong keys per
+        client address, writes per key (per address without keys)."""
         owner = ""
+        address = client_address(request.scope.get("client"), request.headers, cfg.trusted_proxies)
         if cfg.api_keys:
+            wait = auth_failures.blocked(address)
+            if wait:
+                raise APIError(429, f"too many wrong API keys from this address; retry in {wait} s",
+                               type="rate_limit_error", code="rate_limit_exceeded", headers={"Retry-After": str(wait)})
             auth = request.headers.get("authorization", "")
             token = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
-            match = next((o for k, o in key_owner.items() if hmac.compare_digest(k.encode(), token.encode())), None)
+            raw = token.encode("utf-8", "surrogateescape")
+            match = next((o for k, o in key_owner.items() if hmac.compare_digest(k.encode(), raw)), None)
             if match is None:
+                if token:  # a wrong key is a guess; a missing one (a health probe, the page before login) is not
+                    auth_failures.hit(address)
                 raise APIError(401, "missing or wrong API key; send 'Authorization: Bearer KEY'",
                                type="invalid_request_error", code="invalid_api_key")
             owner = match
         if request.method in ("POST", "DELETE"):
-            limiter.check(owner or (request.client.host if request.client else ""))
+            limiter.check(owner or address)
         return owner
 
     def _job_or_404(video_id: str, owner: str) -> Job:
         if not is_video_id(video_id):
-            raise not_found(f"no video with id {video_id[:80]!r}; ids look like video_ followed by 32 hex digits",
+            raise not_found("no video with that id; ids look like video_ followed by 32 hex digits",
                             param="video_id", code="invalid_video_id")
         job = store.get(video_id, owner=owner)
         if job is None:
@@ -160,50 +153,68 @@ def create_app(cfg: ServeConfig, store: JobStore | None = None, caps: Capabiliti
         if job.status != "completed":
             raise bad_request(f"video {video_id} is {job.status}; only completed videos can be used here",
                               param=param, code="invalid_video_state")
-        if job.files_expired:
+        if job.files_expired or not variant_path(data_dir, job.id, "video").is_file():
             raise APIError(410, f"the files of video {video_id} have expired", param=param, code="video_expired")
         return job
 
-    def _queue(owner: str, **kw) -> Job:
+    def _queue(owner: str, upload_path: str | None = None, **kw) -> Job:
+        """Queue a job; a full queue is 429 and the upload saved for it is deleted."""
         seed = kw.pop("seed", None)
-        job = store.create(owner=owner, model=caps.model_name, max_queue=cfg.max_queue,
+        job = store.create(owner=owner, max_queue=cfg.max_queue,
                            seed=random.randrange(2**31) if seed is None else seed, **kw)
         if job is None:
+            _discard(upload_path)
             raise APIError(429, f"the queue is full ({cfg.max_queue} jobs queued or running); retry later",
                            type="rate_limit_error", code="queue_full", headers={"Retry-After": "5"})
         return job
 
-    def _save_upload_image(img, size: str) -> str:
-        from tenku.serve.settings import parse_size
+    def _discard(path: str | None) -> None:
+        if path:
+            Path(path).unlink(missing_ok=True)
 
-        w, h = parse_size(size)
-        img = _cover(img, w, h)
-        path = uploads_dir(data_dir) / f"{new_video_id()}.png"
+    def _save_upload_image(img, size: str) -> str:
         from tenku.media import atomic_path
 
+        w, h = caps.generation_size(size)  # the model sees the image at the size it generates
+        path = uploads_dir(data_dir) / f"{new_video_id()}.png"
         with atomic_path(path) as tmp:
-            img.save(tmp, format="PNG")
+            cover_image(img, w, h).save(tmp, format="PNG")
         return str(path)
 
-    def _save_upload_video(up: S.Upload) -> str:
+    def _save_upload_video(up: Upload) -> tuple[str, dict]:
+        """Save an uploaded video and check that it decodes; returns (path, probe info)."""
+        import shutil
+
         from tenku.media import atomic_path, probe
 
-        if len(up.data) > cfg.max_upload_bytes:
+        if up.size > cfg.max_upload_bytes:
             raise APIError(413, f"'video' is over the limit of {cfg.max_upload_bytes} bytes", param="video",
                            code="file_too_large")
         path = uploads_dir(data_dir) / f"{new_video_id()}.mp4"
         with atomic_path(path) as tmp:
-            tmp.write_bytes(up.data)
+            up.file.seek(0)
+            with open(tmp, "wb") as f:
+                shutil.copyfileobj(up.file, f, 1 << 20)
             try:
                 info = probe(tmp)
-                if not info:
+                if not info or not info.get("width") or not info.get("num_frames"):
                     raise ValueError("no video stream")
-            except Exception as e:
-                raise bad_request(f"'video' is not a readable video ({e}); upload an mp4", param="video",
+            except Exception:  # the decoder's reason names the server's files; say what to do instead
+                raise bad_request("'video' is not a readable video; upload an mp4 (H.264)", param="video",
                                   code="invalid_video") from None
-        return str(path)
+        return str(path), info
 
-    # ---- the web page and model info ---------------------------------------------------------
+    def _nearest_size(w: int, h: int) -> str:
+        """The served size whose aspect ratio is closest to w:h (the default size for an uploaded video)."""
+        from tenku.serve.settings import parse_size
+
+        def gap(s: str) -> float:
+            sw, sh = parse_size(s)
+            return abs(sw / sh - w / h)
+
+        return min(caps.sizes, key=gap)
+
+    # ---- the web page, model info, health and the API schema -------------------------------------
     static = resources.files("tenku.serve") / "static"
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
 
@@ -216,8 +227,8 @@ def create_app(cfg: ServeConfig, store: JobStore | None = None, caps: Capabiliti
         return Response((static / "favicon.svg").read_bytes(), media_type="image/svg+xml",
                         headers={"Cache-Control": "max-age=86400"})
 
-    def _model_object() -> dict:
-        return {"id": caps.model_name, "object": "model", "created": 0, "owned_by": "tenku",
+    def _model_object(model_id: str | None = None) -> dict:
+        return {"id": model_id or caps.model_name, "object": "model", "created": 0, "owned_by": "tenku",
                 "capabilities": caps.as_dict(), "auth_required": bool(cfg.api_keys)}
 
     @app.get("/v1/models")
@@ -226,33 +237,38 @@ def create_app(cfg: ServeConfig, store: JobStore | None = None, caps: Capabiliti
 
     @app.get("/v1/models/{model_id}")
     def get_model(model_id: str, owner: str = Depends(authorize)):
-        if model_id not in (caps.model_name, *S.MODEL_ALIASES):
+        if model_id not in (caps.model_name, *caps.aliases):
             raise not_found(f"model {model_id[:80]!r} is not served here; use {caps.model_name!r}", param="model_id",
                             code="model_not_found")
-        return _model_object()
+        return _model_object(model_id)
 
     @app.get("/healthz", include_in_schema=False)
-    def healthz():
+    def healthz(owner: str = Depends(authorize)):
         return {"ok": True, "queued": store.count("queued"), "in_progress": store.count("in_progress")}
+
+    @app.get("/openapi.json", include_in_schema=False)
+    def openapi_schema(owner: str = Depends(authorize)):
+        return app.openapi()
 
     # ---- videos ---------------------------------------------------------------------------------
     @app.post("/v1/videos")
     async def create_video(request: Request, owner: str = Depends(authorize)):
-        data = await S.read_payload(request, cfg)
+        data = await bodies.read_payload(request)
         prompt = S.get_prompt(data, cfg)
-        S.get_model(data, caps)
-        size = S.get_choice(data, "size", caps.sizes, caps.default_size, "size")
-        seconds = S.get_choice(data, "seconds", caps.seconds, caps.default_seconds, "seconds")
+        model = S.get_model(data, caps)
+        size = S.get_size(data, caps, caps.default_size)
+        seconds = S.get_seconds(data, caps, caps.default_seconds)
         seed = S.get_seed(data)
-        input_path, params = None, {}
-        if data.get("input_reference") not in (None, ""):
-            raw = S.reference_image_bytes(data["input_reference"], cfg.max_upload_bytes)
-            img = await run_in_threadpool(S.decode_image, raw, "input_reference", cfg.max_upload_bytes)
-            input_path = await run_in_threadpool(_save_upload_image, img, size)
+        img, params = None, {}
+        if "input_reference" in data and data["input_reference"] != "":
+            ref = S.reference_image(data["input_reference"], cfg.max_upload_bytes)
+            img = await run_in_threadpool(S.decode_image, ref, "input_reference", cfg.max_upload_bytes)
             params["mode"] = "image_to_video"
         await run_in_threadpool(_moderate, prompt)
-        job = await run_in_threadpool(lambda: _queue(owner, kind="create", prompt=prompt, seconds=seconds, size=size,
-                                                     seed=seed, input_path=input_path, params=params))
+        input_path = await run_in_threadpool(_save_upload_image, img, size) if img is not None else None
+        job = await run_in_threadpool(lambda: _queue(owner, input_path, kind="create", prompt=prompt, model=model,
+                                                     seconds=seconds, size=size, seed=seed, input_path=input_path,
+                                                     params=params))
         return S.video_object(job)
 
     @app.get("/v1/videos")
@@ -261,12 +277,12 @@ def create_app(cfg: ServeConfig, store: JobStore | None = None, caps: Capabiliti
         order = q.get("order", "desc")
         if order not in ("asc", "desc"):
             raise bad_request("'order' must be 'asc' or 'desc'", param="order")
-        try:
-            limit = int(q.get("limit", "20"))
-        except ValueError:
-            raise bad_request("'limit' must be an integer in 1..100", param="limit", code="invalid_type") from None
-        if not 1 <= limit <= 100:
-            raise bad_request("'limit' must be in 1..100", param="limit")
+        raw = q.get("limit", "20").strip()
+        if not raw.isdigit() or len(raw) > 4:
+            raise bad_request("'limit' must be an integer in 0..100", param="limit", code="invalid_type")
+        limit = int(raw)
+        if limit > 100:
+            raise bad_request("'limit' must be in 0..100", param="limit")
         after = q.get("after") or None
         if after is not None and not is_video_id(after):
             raise bad_request("'after' must be a video id from a previous page", param="after")
@@ -274,6 +290,18 @@ def create_app(cfg: ServeConfig, store: JobStore | None = None, caps: Capabiliti
         data = [S.video_object(j) for j in page]
         return {"object": "list", "data": data, "first_id": data[0]["id"] if data else None,
                 "last_id": data[-1]["id"] if data else None, "has_more": more}
+
+    # characters come before /v1/videos/{video_id}, so that they never read as a video id
+    @app.post("/v1/videos/characters")
+    async def create_character(request: Request, owner: str = Depends(authorize)):
+        raise bad_request("characters are not supported by this server; to keep a subject across videos, pass "
+                          "a picture of it as input_reference, or extend or edit a video of it",
+                          param="video", code="unsupported_feature")
+
+    @app.get("/v1/videos/characters/{character_id}")
+    def get_character(character_id: str, owner: str = Depends(authorize)):
+        raise not_found("characters are not supported by this server, so no character exists here",
+                        param="character_id", code="character_not_found")
 
     @app.get("/v1/videos/{video_id}")
     def get_video(video_id: str, owner: str = Depends(authorize)):
@@ -305,43 +333,47 @@ def create_app(cfg: ServeConfig, store: JobStore | None = None, caps: Capabiliti
 
     @app.post("/v1/videos/{video_id}/remix")
     async def remix_video(video_id: str, request: Request, owner: str = Depends(authorize)):
-        data = await S.read_payload(request, cfg)
+        data = await bodies.read_payload(request)
         prompt = S.get_prompt(data, cfg)
         src = await run_in_threadpool(_completed_source, video_id, owner, "video_id")
         await run_in_threadpool(_moderate, prompt)
-        job = await run_in_threadpool(lambda: _queue(owner, kind="remix", prompt=prompt, seconds=src.seconds,
-                                                     size=src.size, seed=src.seed, source_id=src.id))
+        job = await run_in_threadpool(lambda: _queue(owner, kind="remix", prompt=prompt, model=src.model,
+                                                     seconds=src.seconds, size=src.size, seed=src.seed,
+                                                     source_id=src.id))
         return S.video_object(job)
 
     async def _typed_mode(request: Request, owner: str, mode: str):
-        data = await S.read_payload(request, cfg)
+        data = await bodies.read_payload(request)
         prompt = S.get_prompt(data, cfg)
         ref = S.video_ref(data)
-        seconds_default = caps.default_seconds
-        if isinstance(ref, str):
-            src = await run_in_threadpool(_completed_source, ref, owner, "video")
-            source_id, source_path, size = src.id, str(variant_path(data_dir, src.id, "video")), src.size
-            seconds_default = src.seconds
-        else:
-            source_id, size = None, caps.default_size
-            source_path = await run_in_threadpool(_save_upload_video, ref)
-        size = S.get_choice(data, "size", caps.sizes, size, "size")
-        if mode == "extend":
-            seconds = S.get_choice(data, "seconds", caps.seconds, caps.default_seconds, "seconds")
-            if "seconds" not in data:
-                raise bad_request("'seconds' is required: the length of the new segment", param="seconds",
-                                  code="missing_required_parameter")
-        else:
-            seconds = S.get_choice(data, "seconds", caps.seconds, seconds_default, "seconds")
-        await run_in_threadpool(_moderate, prompt)
-        params = {"mode": mode, "source_path": source_path, "segment_seconds": seconds}
-        reported = seconds
-        if mode == "extend" and isinstance(ref, str):  # OpenAI reports the stitched total for extensions
-            total = float(seconds_default) + float(seconds)
-            reported = str(int(total)) if total.is_integer() else f"{total:g}"
-        job = await run_in_threadpool(lambda: _queue(
-            owner, kind=mode, prompt=prompt, seconds=reported, size=size, seed=S.get_seed(data), source_id=source_id,
-            input_path=None if source_id else source_path, params=params))
+        model = S.get_model(data, caps)
+        segment = S.get_seconds(data, caps, None) if mode == "extend" else None
+        seed = S.get_seed(data)
+        saved = None
+        try:
+            if isinstance(ref, str):
+                src = await run_in_threadpool(_completed_source, ref, owner, "video")
+                source_id, source_path, size, source_seconds = (
+                    src.id, str(variant_path(data_dir, src.id, "video")), src.size, float(src.seconds))
+            else:
+                saved, info = await run_in_threadpool(_save_upload_video, ref)
+                source_id, source_path, size = None, saved, _nearest_size(info["width"], info["height"])
+                # tenku's length rule, as for its own videos: n frames at fps f last (n - 1) / f seconds
+                source_seconds = round((info["num_frames"] - 1) / (info.get("fps") or caps.fps), 2)
+            size = S.get_size(data, caps, size)
+            if mode == "extend":  # OpenAI reports the stitched total: the source plus the new segment
+                seconds = f"{source_seconds + float(segment):g}"
+            else:
+                seconds = S.get_seconds(data, caps, f"{source_seconds:g}")
+                segment = seconds
+            await run_in_threadpool(_moderate, prompt)
+            params = {"mode": mode, "source_path": source_path, "segment_seconds": segment}
+            job = await run_in_threadpool(lambda: _queue(
+                owner, saved, kind=mode, prompt=prompt, model=model, seconds=seconds, size=size, seed=seed,
+                source_id=source_id, input_path=saved, params=params))
+        except BaseException:
+            _discard(saved)  # a rejected request leaves no upload behind
+            raise
         return S.video_object(job)
 
     @app.post("/v1/videos/extensions")
@@ -353,17 +385,6 @@ def create_app(cfg: ServeConfig, store: JobStore | None = None, caps: Capabiliti
         return await _typed_mode(request, owner, "edit")
 
     return app
-
-
-def _cover(img, w: int, h: int):
-    """Scale to cover (w, h) and crop the centre."""
-    from PIL import Image
-
-    s = max(w / img.width, h / img.height)
-    nw, nh = max(w, round(img.width * s)), max(h, round(img.height * s))
-    img = img.resize((nw, nh), Image.BICUBIC)
-    left, top = (nw - w) // 2, (nh - h) // 2
-    return img.crop((left, top, left + w, top + h))
 
 
 __all__ = ["create_app", "RateLimiter"]

@@ -13,7 +13,7 @@ VIDEO_ID = re.compile(r"^video_[0-9a-f]{32}$")
 VARIANTS = {
     "video": ("video.mp4", "video/mp4"),
     "thumbnail": ("thumbnail.webp", "image/webp"),
-    "spritesheet": ("spritesheet.jpg", "image/jpeg"),
+    "spritesheet": ("spritesheet.webp", "image/webp"),  # the spec's content types: video/mp4, image/webp
 }
 
 
@@ -43,8 +43,32 @@ def remove_job_files(data_dir: str | Path, job_id: str, input_path: str | None =
             p.unlink(missing_ok=True)
 
 
+def cover_image(img, w: int, h: int):
+    """A PIL image scaled to cover (w, h) and centre-cropped to exactly (w, h)."""
+    from PIL import Image
+
+    s = max(w / img.width, h / img.height)
+    nw, nh = max(w, round(img.width * s)), max(h, round(img.height * s))
+    img = img.resize((nw, nh), Image.BICUBIC)
+    left, top = (nw - w) // 2, (nh - h) // 2
+    return img.crop((left, top, left + w, top + h))
+
+
+def cover_frames(frames: np.ndarray, w: int, h: int) -> np.ndarray:
+    """(T, H, W, 3) uint8 frames scaled to cover (w, h) and centre-cropped: the size a client asked for."""
+    from PIL import Image
+
+    if frames.shape[1:3] == (h, w):
+        return frames
+    return np.stack([np.asarray(cover_image(Image.fromarray(f), w, h)) for f in frames])
+
+
+SPRITE_TILE = 256  # longest side of one spritesheet tile, in pixels
+
+
 def write_previews(frames: np.ndarray, out_dir: Path) -> dict[str, Path]:
-    """A thumbnail (middle frame, WebP) and a spritesheet (up to 16 frames in a 4-column grid, JPEG)."""
+    """A thumbnail (middle frame, WebP) and a spritesheet (up to 16 frames in a 4-column grid, each tile at most
+    SPRITE_TILE pixels on its longest side, WebP)."""
     from PIL import Image
 
     from tenku.media import atomic_path
@@ -57,11 +81,14 @@ def write_previews(frames: np.ndarray, out_dir: Path) -> dict[str, Path]:
     idx = np.linspace(0, t - 1, n).round().astype(int)
     cols = min(4, n)
     rows = (n + cols - 1) // cols
-    sheet = np.zeros((rows * h, cols * w, 3), np.uint8)
+    s = min(1.0, SPRITE_TILE / max(h, w))
+    tw, th = max(1, round(w * s)), max(1, round(h * s))
+    sheet = np.zeros((rows * th, cols * tw, 3), np.uint8)
     for k, i in enumerate(idx):
         r, c = divmod(k, cols)
-        sheet[r * h:(r + 1) * h, c * w:(c + 1) * w] = frames[i]
+        tile = frames[i] if (tw, th) == (w, h) else np.asarray(Image.fromarray(frames[i]).resize((tw, th), Image.BILINEAR))
+        sheet[r * th:(r + 1) * th, c * tw:(c + 1) * tw] = tile
     sprite = out_dir / VARIANTS["spritesheet"][0]
     with atomic_path(sprite) as tmp:
-        Image.fromarray(sheet).save(tmp, format="JPEG", quality=90)
+        Image.fromarray(sheet).save(tmp, format="WEBP", quality=90)
     return {"thumbnail": thumb, "spritesheet": sprite}

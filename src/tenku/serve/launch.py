@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -51,10 +52,14 @@ class ServerProcess:
                 raise TenkuError(f"tenku serve exited with {self.proc.returncode}:\n{self.log_tail()}")
             try:
                 with urllib.request.urlopen(self.url + "/healthz", timeout=1) as r:
-                    if r.status == 200 and self._workers_ready():
-                        return self
+                    answered = r.status == 200
+            except urllib.error.HTTPError as e:  # 401: /healthz is behind the API key when keys are set
+                answered = e.code == 401
             except OSError:
-                time.sleep(0.1)
+                answered = False
+            if answered and self._workers_ready():
+                return self
+            time.sleep(0.1)
         self.kill()
         raise TenkuError(f"tenku serve did not answer within {timeout} s:\n{self.log_tail()}")
 

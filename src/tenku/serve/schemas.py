@@ -1,104 +1,32 @@
-"""Request parsing and response objects of the OpenAI Videos API.
-
-The openai SDK sends ``POST /v1/videos``, ``/v1/videos/extensions`` and ``/v1/videos/edits`` as
-multipart/form-data (nested objects flattened as ``video[id]``, ``input_reference[image_url]``); other
-clients send JSON. Both are read here into one dict, with the body size capped before parsing.
-"""
+"""Request fields and response objects of the OpenAI Videos API (the body itself is read by
+:mod:`tenku.serve.body`). Field types follow OpenAI's spec: ``prompt``, ``model``, ``size`` and ``seconds`` are
+strings (a JSON number or ``null`` there is a 400), ``seed`` (a tenku extension) is an integer."""
 
 from __future__ import annotations
 
 import base64
 import binascii
-import io
-import json
-from dataclasses import dataclass
+import re
 
-from starlette.datastructures import UploadFile
-from starlette.requests import Request
-
+from tenku.serve.body import Upload
 from tenku.serve.errors import APIError, bad_request
-from tenku.serve.settings import Capabilities, ServeConfig
+from tenku.serve.settings import Capabilities, ServeConfig, parse_size
 from tenku.serve.store import Job
 
-MODEL_ALIASES = ("tenku", "sora-2", "sora-2-pro")
-
-
-@dataclass
-class Upload:
-    filename: str
-    content_type: str
-    data: bytes
-
-
-async def read_body_capped(request: Request, limit: int) -> bytes:
-    """Read the request body, answering 413 as soon as it passes ``limit`` bytes."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise APIError(413, f"request body of {declared} bytes is over the limit of {limit} bytes; "
-                       "send a smaller upload", code="request_too_large")
-    chunks, n = [], 0
-    async for chunk in request.stream():
-        n += len(chunk)
-        if n > limit:
-            raise APIError(413, f"request body is over the limit of {limit} bytes; send a smaller upload",
-                           code="request_too_large")
-        chunks.append(chunk)
-    body = b"".join(chunks)
-    request._body = body  # Request.stream() and .form() read the cached body from here
-    return body
-
-
-async def read_payload(request: Request, cfg: ServeConfig) -> dict:
-    """JSON or form body -> dict; files become :class:`Upload`; ``a[b]`` form keys become nested dicts."""
-    body = await read_body_capped(request, cfg.max_body_bytes)
-    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if ctype in ("multipart/form-data", "application/x-www-form-urlencoded"):
-        try:
-            form = await request.form(max_files=4, max_fields=32, max_part_size=cfg.max_prompt_chars * 4 + 1024)
-        except Exception as e:  # starlette raises its own MultiPartException / HTTPException for bad bodies
-            raise bad_request(f"the form body could not be parsed: {getattr(e, 'detail', None) or e}",
-                              code="invalid_body") from None
-        out: dict = {}
-        for key, value in form.multi_items():
-            if isinstance(value, UploadFile):
-                if value.size is not None and value.size > cfg.max_upload_bytes:
-                    raise APIError(413, f"upload '{key}' is {value.size} bytes, over the limit of "
-                                   f"{cfg.max_upload_bytes} bytes", param=key, code="file_too_large")
-                value = Upload(value.filename or "", value.content_type or "", await value.read())
-            if "[" in key and key.endswith("]"):
-                outer, inner = key[:-1].split("[", 1)
-                slot = out.setdefault(outer, {})
-                if not isinstance(slot, dict):
-                    raise bad_request(f"field '{outer}' is given both as a value and as an object", param=outer)
-                slot[inner] = value
-            else:
-                out[key] = value
-        return out
-    if ctype in ("application/json", "") or ctype.endswith("+json"):
-        if not body.strip():
-            raise bad_request("the request body is empty; send a JSON object", code="invalid_json")
-        try:
-            data = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as e:
-            raise bad_request(f"the request body is not valid JSON ({e}); send a JSON object",
-                              code="invalid_json") from None
-        if not isinstance(data, dict):
-            raise bad_request(f"the request body must be a JSON object, got {type(data).__name__}",
-                              code="invalid_json")
-        return data
-    raise APIError(415, f"unsupported content type {ctype!r}; send application/json or multipart/form-data",
-                   code="unsupported_media_type")
-
+SECONDS = re.compile(r"^[0-9]{1,4}(\.[0-9]{1,3})?$")
+SIZE = re.compile(r"^[0-9]{1,5}x[0-9]{1,5}$")
 
 def get_str(data: dict, name: str, *, required: bool = False, max_len: int | None = None) -> str | None:
-    value = data.get(name)
-    if value is None or value == "":
+    """A string field: absent (or "") is None; null, numbers, objects and text that is not Unicode are 400s."""
+    if name not in data or data[name] == "":
         if required:
             raise bad_request(f"'{name}' is required", param=name, code="missing_required_parameter")
         return None
-    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-        raise bad_request(f"'{name}' must be a string, got {type(value).__name__}", param=name, code="invalid_type")
-    value = str(value)
+    value = data[name]
+    if not isinstance(value, str):
+        got = "null" if value is None else "a file" if isinstance(value, Upload) else type(value).__name__
+        raise bad_request(f"'{name}' must be a string, got {got}", param=name, code="invalid_type")
+    check_text(value, name)
     if max_len is not None and len(value) > max_len:
         raise bad_request(f"'{name}' is {len(value)} characters long; the limit is {max_len}", param=name,
                           code="string_above_max_length")
@@ -113,24 +41,54 @@ def get_prompt(data: dict, cfg: ServeConfig) -> str:
     return prompt
 
 
-def get_choice(data: dict, name: str, allowed: tuple[str, ...], default: str, what: str) -> str:
-    value = get_str(data, name)
-    if value is None:
-        return default
-    if isinstance(data.get(name), float) and float(value).is_integer():
-        value = str(int(float(value)))
-    if value not in allowed:
-        raise bad_request(f"{what} {value!r} is not supported by this model; supported: {', '.join(allowed)}",
-                          param=name, code=f"unsupported_{name}")
+def check_text(value: str, name: str) -> str:
+    """400 for a string that cannot be stored as UTF-8 (a lone surrogate such as "\\ud83c")."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise bad_request(f"'{name}' is not valid Unicode text (it has a lone surrogate)", param=name,
+                          code="invalid_value") from None
     return value
 
 
+def get_size(data: dict, caps: Capabilities, default: str) -> str:
+    value = get_str(data, "size", max_len=16)
+    if value is None:
+        return default
+    value = value.strip().lower()
+    if not SIZE.match(value) or value not in caps.sizes:
+        raise bad_request(f"size {value[:16]!r} is not served here; supported: {', '.join(caps.sizes)} "
+                          "(see GET /v1/models)", param="size", code="unsupported_size")
+    parse_size(value)
+    return value
+
+
+def get_seconds(data: dict, caps: Capabilities, default: str | None) -> str:
+    """A duration as OpenAI sends it (a string such as "4", "8", "12"); any length up to ``max_seconds`` is
+    made, window by window. Returned in a canonical form ("4.50" -> "4.5")."""
+    value = get_str(data, "seconds", max_len=16)
+    if value is None:
+        if default is None:
+            raise bad_request("'seconds' is required: the length of the new segment, e.g. \"4\"", param="seconds",
+                              code="missing_required_parameter")
+        return default
+    value = value.strip()
+    if not SECONDS.match(value) or not 0 < float(value) <= caps.max_seconds:
+        raise bad_request(f"seconds {value[:16]!r} is not supported; send a number of seconds as a string, more "
+                          f"than 0 and at most {caps.max_seconds:g} (e.g. {', '.join(caps.seconds)})",
+                          param="seconds", code="unsupported_seconds")
+    return f"{float(value):g}"
+
+
 def get_model(data: dict, caps: Capabilities) -> str:
-    value = get_str(data, "model")
-    if value is None or value == caps.model_name or value in MODEL_ALIASES:
+    """The model id the client asked for (the served model or one of its aliases), reported back as asked."""
+    value = get_str(data, "model", max_len=128)
+    if value is None:
         return caps.model_name
-    raise bad_request(f"model {value!r} is not served here; use {caps.model_name!r}", param="model",
-                      code="model_not_found")
+    if value == caps.model_name or value in caps.aliases:
+        return value
+    raise bad_request(f"model {value[:80]!r} is not served here; use {caps.model_name!r} or an alias: "
+                      f"{', '.join(caps.aliases)}", param="model", code="model_not_found")
 
 
 def get_seed(data: dict) -> int | None:
@@ -138,27 +96,32 @@ def get_seed(data: dict) -> int | None:
     if value is None or value == "":
         return None
     try:
-        if isinstance(value, bool) or isinstance(value, float):
+        if isinstance(value, (bool, float)) or not isinstance(value, (int, str)) or len(str(value)) > 20:
             raise ValueError
         seed = int(value)
     except (TypeError, ValueError):
-        raise bad_request(f"'seed' must be an integer, got {value!r}", param="seed", code="invalid_type") from None
+        raise bad_request("'seed' must be an integer", param="seed", code="invalid_type") from None
     if not 0 <= seed < 2**31:
         raise bad_request("'seed' must be in 0..2147483647", param="seed", code="invalid_value")
     return seed
 
 
-def decode_image(data: bytes, param: str, max_bytes: int):
-    """Bytes of an uploaded image -> RGB PIL image; 400 for anything that is not a readable image."""
+def decode_image(up: Upload, param: str, max_bytes: int):
+    """An uploaded image -> RGB PIL image; 400 for anything that is not a readable image."""
+    import warnings
+
     from PIL import Image, UnidentifiedImageError
 
-    if len(data) > max_bytes:
-        raise APIError(413, f"'{param}' is {len(data)} bytes, over the limit of {max_bytes} bytes", param=param,
+    if up.size > max_bytes:
+        raise APIError(413, f"'{param}' is {up.size} bytes, over the limit of {max_bytes} bytes", param=param,
                        code="file_too_large")
-    if not data:
+    if not up.size:
         raise bad_request(f"'{param}' is empty; upload a PNG, JPEG or WebP image", param=param, code="invalid_image")
     try:
-        img = Image.open(io.BytesIO(data))
+        up.file.seek(0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(up.file)
         if img.width * img.height > 40_000_000:
             raise bad_request(f"'{param}' is {img.width}x{img.height}; images up to 40 megapixels are accepted",
                               param=param, code="invalid_image")
@@ -166,15 +129,16 @@ def decode_image(data: bytes, param: str, max_bytes: int):
         return img.convert("RGB")
     except APIError:
         raise
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as e:
-        raise bad_request(f"'{param}' is not a readable image ({e}); upload a PNG, JPEG or WebP image",
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError,
+            Image.DecompressionBombWarning):  # the reason names internals (file objects), so it is not echoed
+        raise bad_request(f"'{param}' is not a readable image; upload a PNG, JPEG or WebP image",
                           param=param, code="invalid_image") from None
 
 
-def reference_image_bytes(value, max_bytes: int) -> bytes:
-    """``input_reference`` as an upload or ``{"image_url": "data:image/...;base64,..."}`` -> image bytes."""
+def reference_image(value, max_bytes: int) -> Upload:
+    """``input_reference`` as an upload or ``{"image_url": "data:image/...;base64,..."}`` -> the image."""
     if isinstance(value, Upload):
-        return value.data
+        return value
     if isinstance(value, dict):
         if value.get("file_id"):
             raise bad_request("'input_reference.file_id' is not supported here; upload the image or send a "
@@ -187,7 +151,8 @@ def reference_image_bytes(value, max_bytes: int) -> bytes:
                 raise APIError(413, f"'input_reference' is over the limit of {max_bytes} bytes",
                                param="input_reference", code="file_too_large")
             try:
-                return base64.b64decode(payload, validate=True) if ";base64" in head else payload.encode()
+                return Upload.from_bytes(base64.b64decode(payload, validate=True) if ";base64" in head
+                                         else payload.encode("utf-8"))
             except (binascii.Error, ValueError):
                 raise bad_request("'input_reference.image_url' is not valid base64", param="input_reference",
                                   code="invalid_image") from None
@@ -203,7 +168,7 @@ def video_ref(data: dict) -> str | Upload:
     if isinstance(value, Upload):
         return value
     if isinstance(value, dict) and isinstance(value.get("id"), str) and value["id"]:
-        return value["id"]
+        return check_text(value["id"], "video.id")
     if value is None:
         raise bad_request("'video' is required: {\"id\": \"video_...\"} or an uploaded video file", param="video",
                           code="missing_required_parameter")

@@ -83,6 +83,11 @@ def prepare(cfg: ServeConfig) -> ServeConfig:
         raise TenkuError("--workers must be 0 or more (0: only the API; run workers elsewhere)")
     if cfg.lease_seconds <= 0 or cfg.max_attempts < 1 or cfg.max_queue < 1 or cfg.expire_after <= 0:
         raise TenkuError("--lease-seconds and --expire-after must be positive; --max-attempts and --max-queue >= 1")
+    if cfg.body_timeout <= 0 or cfg.max_concurrent_uploads < 1:
+        raise TenkuError("--body-timeout must be positive and --max-concurrent-uploads at least 1")
+    if cfg.host in ("0.0.0.0", "::") and not cfg.allowed_hosts:
+        print("tenku serve: listening on all addresses, but only the localhost names are served; pass "
+              "--allowed-host NAME (the name clients use) to serve others", file=sys.stderr, flush=True)
     model = cfg.model
     if model:
         model = str(Path(model).expanduser().resolve())
@@ -109,7 +114,9 @@ def run(cfg: ServeConfig) -> int:
           f"seconds {', '.join(caps.seconds)}, {cfg.workers} worker(s), db {store.url.split('://')[0]}",
           file=sys.stderr, flush=True)
     try:
-        uvicorn.run(app, host=cfg.host, port=cfg.port, log_level="warning", access_log=False)
+        # X-Forwarded-For is read by the app only from --trusted-proxy addresses, never by uvicorn on its own
+        uvicorn.run(app, host=cfg.host, port=cfg.port, log_level="warning", access_log=False, proxy_headers=False,
+                    server_header=False, h11_max_incomplete_event_size=64 * 1024)
     finally:
         pool.stop()
         store.dispose()

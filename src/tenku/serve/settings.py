@@ -30,10 +30,18 @@ class ServeConfig:
     max_body_bytes: int = 12 * 1024 * 1024
     poll_after_ms: int = 500  # hint sent to the openai SDK's poll helper (openai-poll-after-ms)
     num_steps: int = 0  # sampler steps per job (0: the model's default)
-    sizes: tuple[str, ...] = ()  # WxH accepted; default: from the model's sample.json
-    seconds: tuple[str, ...] = ()  # durations accepted; default: ("1", "2", "4")
+    sizes: tuple[str, ...] = ()  # WxH accepted; default: OpenAI's four sizes, then the model's own
+    seconds: tuple[str, ...] = ()  # durations listed by /v1/models; default: OpenAI's ("4", "8", "12")
+    max_seconds: float = 20.0  # any duration in (0, max_seconds] is accepted
     fps: float = 0.0  # default: from the model's sample.json
     threads: int = 0  # torch threads per worker (0: CPU cores / workers)
+    model_aliases: tuple[str, ...] = ()  # "alias=served-name" pairs, on top of DEFAULT_MODEL_ALIASES
+    allowed_hosts: tuple[str, ...] = ()  # Host header values served, besides the localhost names ("*": any)
+    allowed_origins: tuple[str, ...] = ()  # Origins allowed to POST/DELETE, besides the server's own
+    trusted_proxies: tuple[str, ...] = ()  # addresses whose X-Forwarded-For is believed
+    body_timeout: float = 30.0  # seconds a request body may take to arrive
+    max_concurrent_uploads: int = 4  # large request bodies (over 1 MiB) read at once; more answers 429
+    auth_fail_limit: int = 20  # wrong API keys per client address per minute before 429 (0: off)
 
     def resolved_db_url(self) -> str:
         if self.db_url:
@@ -46,7 +54,8 @@ class ServeConfig:
     @classmethod
     def from_json(cls, text: str) -> "ServeConfig":
         d = json.loads(text)
-        for k in ("api_keys", "sizes", "seconds"):
+        for k in ("api_keys", "sizes", "seconds", "model_aliases", "allowed_hosts", "allowed_origins",
+                  "trusted_proxies"):
             d[k] = tuple(d.get(k) or ())
         return cls(**d)
 
@@ -61,9 +70,21 @@ def keys_from_env(cli_keys: list[str] | None) -> tuple[str, ...]:
     return tuple(dict.fromkeys(keys))
 
 
+SPEC_SIZES = ("720x1280", "1280x720", "1024x1792", "1792x1024")  # OpenAI's sizes; the first is its default
+SPEC_SECONDS = ("4", "8", "12")  # OpenAI's durations; "4" is its default
+DEFAULT_MODEL_ALIASES = ("tenku", "sora-2", "sora-2-pro", "sora-2-2025-10-06", "sora-2-pro-2025-10-06",
+                         "sora-2-2025-12-08")  # OpenAI's model ids: migrated code runs unchanged
+
+
 @dataclass(frozen=True)
 class Capabilities:
-    """What the served model can do: the sizes and durations the API accepts."""
+    """What the served model can do: the sizes and durations the API accepts, and how each size is made.
+
+    Size policy: a size the model makes natively (its own sizes, or any size on its patch grid up to 4x its
+    pixel count) is generated as asked. Any other size, such as OpenAI's 720x1280, is generated at the
+    model's native pixel count with the same aspect ratio (on its patch grid), then scaled to cover the
+    asked size and centre-cropped; the video object reports the size that was asked, and the file has it.
+    """
 
     model_name: str
     sizes: tuple[str, ...]
@@ -72,6 +93,10 @@ class Capabilities:
     temporal_factor: int = 4
     default_size: str = ""
     default_seconds: str = ""
+    native_sizes: tuple[str, ...] = ()
+    multiple: tuple[int, int] = (1, 1)  # (height, width) multiples of the model's patch grid
+    max_seconds: float = 20.0
+    aliases: tuple[str, ...] = ()
 
     def frames_for(self, seconds: str) -> int:
         """Frames for a duration: 1 + temporal_factor * k, the lengths the causal VAE decodes."""
@@ -79,13 +104,27 @@ class Capabilities:
         k = max(1, round((target - 1) / self.temporal_factor))
         return 1 + self.temporal_factor * k
 
+    def generation_size(self, size: str) -> tuple[int, int]:
+        """(width, height) the model generates for an accepted ``size`` (see the class's size policy)."""
+        w, h = parse_size(size)
+        mh, mw = self.multiple
+        nw, nh = parse_size(self.native_sizes[0])
+        area = nw * nh
+        if size in self.native_sizes or (w % mw == 0 and h % mh == 0 and w * h <= 4 * area):
+            return w, h
+        scale = (area / (w * h)) ** 0.5
+        return max(mw, round(w * scale / mw) * mw), max(mh, round(h * scale / mh) * mh)
+
     def as_dict(self) -> dict:
         return {
             "sizes": list(self.sizes),
+            "generated_at": {s: "x".join(map(str, self.generation_size(s))) for s in self.sizes},
             "seconds": list(self.seconds),
+            "max_seconds": self.max_seconds,
             "fps": self.fps,
             "default_size": self.default_size,
             "default_seconds": self.default_seconds,
+            "aliases": list(self.aliases),
         }
 
 
@@ -116,23 +155,36 @@ def capabilities(cfg: ServeConfig) -> Capabilities:
     vae = _read_json(folder / "vae" / "config.json")
     w, h = int(sample.get("width", 64)), int(sample.get("height", 64))
     fps = float(cfg.fps or sample.get("fps", 8))
-    sizes = cfg.sizes or tuple(dict.fromkeys([f"{w}x{h}", f"{h}x{w}"]))
-    seconds = cfg.seconds or ("1", "2", "4")
+    native = tuple(dict.fromkeys([f"{w}x{h}", f"{h}x{w}"]))
+    sizes = cfg.sizes or tuple(dict.fromkeys(SPEC_SIZES + native))
+    for s in sizes:
+        parse_size(s)
+    if not 0 < cfg.max_seconds <= 600:
+        raise TenkuError(f"--max-seconds must be in (0, 600], got {cfg.max_seconds}")
+    seconds = cfg.seconds or tuple(s for s in SPEC_SECONDS if float(s) <= cfg.max_seconds) or (f"{cfg.max_seconds:g}",)
     for s in seconds:
-        if not _is_seconds(s):
-            raise TenkuError(f"--seconds values must be positive numbers, got {s!r}")
+        if not _is_seconds(s) or float(s) > cfg.max_seconds:
+            raise TenkuError(f"--seconds values must be positive numbers up to --max-seconds "
+                             f"({cfg.max_seconds:g}), got {s!r}")
     dit = _read_json(folder / "transformer" / "config.json")
     patch = dit.get("patch_size") or (1, 1, 1)
     mh, mw = int(vae.get("spatial_factor", 1)) * int(patch[1]), int(vae.get("spatial_factor", 1)) * int(patch[2])
-    for s in sizes:
-        sw, sh = parse_size(s)
-        if sw % mw or sh % mh:
-            raise TenkuError(f"size {s} does not fit model {name}: width must be a multiple of {mw} and height "
-                             f"a multiple of {mh}; change --sizes")
+    if w % mw or h % mh:
+        raise TenkuError(f"model {name}: its sample.json size {w}x{h} does not fit its patch grid "
+                         f"({mw}x{mh}); fix the model folder")
+    aliases = dict.fromkeys(DEFAULT_MODEL_ALIASES)
+    for pair in cfg.model_aliases:
+        alias, _, target = pair.partition("=")
+        alias, target = alias.strip(), target.strip()
+        if not alias or target not in (name, "tenku"):
+            raise TenkuError(f"--model-alias is written ALIAS={name} (this server serves one model, {name}); "
+                             f"got {pair!r}")
+        aliases[alias] = None
     tf = int(vae.get("temporal_factor", 4) or 1)
     return Capabilities(
         model_name=name, sizes=tuple(sizes), seconds=tuple(seconds), fps=fps, temporal_factor=tf,
-        default_size=sizes[0], default_seconds="4" if "4" in seconds else seconds[0],
+        default_size=sizes[0], default_seconds="4" if "4" in seconds else seconds[0], native_sizes=native,
+        multiple=(mh, mw), max_seconds=float(cfg.max_seconds), aliases=tuple(a for a in aliases if a != name),
     )
 
 

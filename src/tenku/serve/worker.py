@@ -8,7 +8,9 @@ Run by ``tenku serve`` as ``python -m tenku.serve.worker`` with the server setti
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
+import re
 import signal
 import socket
 import sys
@@ -22,7 +24,7 @@ import numpy as np
 
 from tenku.errors import TenkuError
 from tenku.serve.errors import JobError, UnsupportedModeError
-from tenku.serve.files import job_dir, remove_job_files, variant_path, write_previews
+from tenku.serve.files import cover_frames, job_dir, remove_job_files, variant_path, write_previews
 from tenku.serve.settings import Capabilities, ServeConfig, capabilities, parse_size, resolve_model
 from tenku.serve.store import Job, JobStore
 
@@ -71,12 +73,15 @@ def _conditioned_generation(job: Job, pipeline, **gen_kwargs):
 
 def run_job(job: Job, pipeline, *, caps: Capabilities, data_dir: str | Path,
             on_progress: Callable[[int], None] | None = None, num_steps: int = 0) -> dict[str, Path]:
-    """Generate one job's video and previews; returns {variant: path}. Raises JobError with a reason code."""
+    """Generate one job's video and previews; returns {variant: path}. Raises JobError with a reason code.
+
+    The model generates at ``caps.generation_size(job.size)``; frames are then scaled to the asked size."""
     width, height = parse_size(job.size)
+    gen_w, gen_h = caps.generation_size(job.size)
     nearest = getattr(pipeline, "nearest_num_frames", None)  # the model's own rule for valid lengths
     seconds = job.params.get("segment_seconds", job.seconds)  # extend: the new segment, not the total
     frames_n = nearest(float(seconds) * caps.fps) if nearest else caps.frames_for(seconds)
-    kwargs = dict(num_frames=frames_n, height=height, width=width, fps=caps.fps,
+    kwargs = dict(num_frames=frames_n, height=gen_h, width=gen_w, fps=caps.fps,
                   seed=job.seed, progress=False)
     if num_steps:
         kwargs["num_steps"] = num_steps
@@ -84,7 +89,7 @@ def run_job(job: Job, pipeline, *, caps: Capabilities, data_dir: str | Path,
     def callback(*args, **kw):
         frac = _step_fraction(*args, **kw)
         if frac is not None and on_progress is not None:
-            on_progress(int(5 + 85 * frac))
+            on_progress(int(5 + 85 * frac))  # may raise JobGone: the job was deleted; stop generating
 
     if on_progress is not None:
         on_progress(1)
@@ -96,6 +101,9 @@ def run_job(job: Job, pipeline, *, caps: Capabilities, data_dir: str | Path,
     frames = np.asarray(output.frames)
     if frames.ndim != 4 or frames.dtype != np.uint8:
         raise JobError("generation_error", f"the generator returned frames of shape {frames.shape} {frames.dtype}")
+    if frames.shape[1:3] != (height, width):  # the size policy: generated near the model's size, scaled to the ask
+        frames = cover_frames(frames, width, height)
+        output = dataclasses.replace(output, frames=frames)
     if on_progress is not None:
         on_progress(92)
     out_dir = job_dir(data_dir, job.id)
@@ -110,6 +118,18 @@ def run_job(job: Job, pipeline, *, caps: Capabilities, data_dir: str | Path,
 
 class _Stop(BaseException):
     """Raised in the worker's main thread by SIGTERM/SIGINT."""
+
+
+class JobGone(Exception):
+    """The job was deleted (or its lease taken) while it ran: stop and leave no files."""
+
+
+_PATH = re.compile(r"(?:[A-Za-z]:)?(?:[/\\][^\s/\\:'\"<>|]+){2,}")
+
+
+def public_message(message: str) -> str:
+    """A job's error message as a client sees it: no server paths (they are in the worker's log)."""
+    return _PATH.sub("<file>", message)
 
 
 class _Heartbeat(threading.Thread):
@@ -146,7 +166,19 @@ def process_one(store: JobStore, pipeline, cfg: ServeConfig, caps: Capabilities,
     beat.start()
 
     def on_progress(p: int) -> None:
+        if beat.lost:
+            raise JobGone(job.id)
         beat.progress = p
+
+    def gone() -> bool:
+        """Deleted while it ran (or its lease went to another worker): its files, if any, are removed."""
+        if beat.lost or store.get(job.id) is None:
+            if store.get(job.id) is None:
+                remove_job_files(cfg.data_dir, job.id)
+            print(f"[{worker}] job {job.id} was deleted or taken over while it ran; stopped", file=sys.stderr,
+                  flush=True)
+            return True
+        return False
 
     try:
         run_job(job, pipeline, caps=caps, data_dir=cfg.data_dir, on_progress=on_progress, num_steps=cfg.num_steps)
@@ -154,24 +186,33 @@ def process_one(store: JobStore, pipeline, cfg: ServeConfig, caps: Capabilities,
         beat.stop()
         store.release(job.id, worker)
         raise
+    except JobGone:
+        beat.stop()
+        gone()
+        return True
     except JobError as e:
         beat.stop()
-        store.fail(job.id, worker, e.code, e.message)
+        store.fail(job.id, worker, e.code, public_message(e.message))
         return True
     except TenkuError as e:  # bad input the generator refused (moderation of outputs, a source it cannot read)
         beat.stop()
+        if gone():
+            return True
         code = "moderation_blocked" if getattr(e, "category", None) else "invalid_input"
-        store.fail(job.id, worker, code, str(e))
+        print(f"[{worker}] job {job.id} failed ({code}): {e}", file=sys.stderr, flush=True)
+        store.fail(job.id, worker, code, public_message(str(e)))
         return True
     except Exception as e:
         beat.stop()
+        if gone():  # e.g. FileNotFoundError: its folder was removed under it
+            return True
         traceback.print_exc()
-        store.fail(job.id, worker, "generation_error", f"generation failed: {type(e).__name__}: {e}")
+        store.fail(job.id, worker, "generation_error",
+                   public_message(f"generation failed: {type(e).__name__}: {e}"))
         return True
     beat.stop()
     if not store.complete(job.id, worker, cfg.expire_after):
-        if store.get(job.id) is None:  # deleted while it ran
-            remove_job_files(cfg.data_dir, job.id)
+        gone()
     return True
 
 
