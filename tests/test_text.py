@@ -155,3 +155,17 @@ def test_shipped_text_encoder_still_loads_as_bytes():
 def test_bad_tokenizer_configs_are_refused(bad):
     with pytest.raises(ValueError):
         ByteTextEncoder(TextEncoderConfig(dim=32, depth=1, num_heads=2, **bad))
+
+
+def test_world_words_preset_fills_the_vocabulary():
+    from tenku.config import FlowConfig
+    from tenku.train.presets import model_configs, resolve_config
+
+    cfg = resolve_config("dit", "world-words")
+    mc = model_configs(cfg)
+    assert mc["text"].tokenizer == "words" and mc["text"].vocab == world_vocabulary()
+    assert mc["flow"] == FlowConfig(base_shift=1.0, shift_ref_tokens=256, shift=3.0, tail_prob=0.2)
+    assert cfg.cond_prob == 0.1 and mc["dit"].text_dim == mc["text"].dim == 128
+    old = model_configs(resolve_config("dit", "world-tiny"))
+    assert old["text"].tokenizer == "bytes" and old["flow"] == FlowConfig(base_shift=1.0, shift_ref_tokens=256)
+    ByteTextEncoder(mc["text"])  # builds

@@ -133,7 +133,7 @@ def fit_on_captions(encoder, steps: int = 300, clips: int = 600, batch: int = 64
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     encoder.eval()
     return losses
 
