@@ -27,7 +27,8 @@ def serve_model(tmp_path_factory) -> str:
 def server(tmp_path_factory):
     data = tmp_path_factory.mktemp("serve")
     srv = ServerProcess(model=serve_model(tmp_path_factory), data_dir=data, workers=1,
-                        args=["--api-key", KEY, "--poll-after-ms", "100", "--sizes", "32x32", "--seconds", "1,2,4", "--max-upload-mb", "1", "--threads", "1",
+                        args=["--api-key", KEY, "--poll-after-ms", "100", "--sizes", "32x32", "--seconds", "1,2,4",
+                              "--max-upload-mb", "1", "--threads", "1",
                               "--max-prompt-chars", "500", "--rate-limit", "0"])
     with srv:
         yield srv

@@ -161,13 +161,20 @@ def test_clients_that_vanish_mid_body_are_not_errors(server):
 def test_a_job_deleted_while_it_runs_stops_quietly(model, tmp_path_factory):
     data = tmp_path_factory.mktemp("serve-delete")
     with ServerProcess(model=model, data_dir=data, workers=1,
-                       args=["--threads", "1", "--sizes", "32x32", "--seconds", "1", "--steps", "400",
+                       args=["--threads", "1", "--sizes", "32x32", "--seconds", "1", "--steps", "3000",
                              "--poll-after-ms", "100"]) as srv:
         vid = httpx.post(srv.url + "/v1/videos", json={"prompt": "a long job"}).json()["id"]
-        deadline = time.monotonic() + 60
-        while httpx.get(srv.url + f"/v1/videos/{vid}").json()["status"] != "in_progress":
-            assert time.monotonic() < deadline
+        deadline, seen = time.monotonic() + 60, []
+        while True:  # progress moves while it runs (one step at a time), and the poll hint is sent
+            r = httpx.get(srv.url + f"/v1/videos/{vid}")
+            v = r.json()
+            assert r.headers["openai-poll-after-ms"] == "100" and v["status"] in ("queued", "in_progress"), v
+            seen.append(v["progress"])
+            if v["status"] == "in_progress" and len({p for p in seen if 5 < p < 90}) >= 2:
+                break
+            assert time.monotonic() < deadline, seen
             time.sleep(0.05)
+        assert seen == sorted(seen)
         assert httpx.delete(srv.url + f"/v1/videos/{vid}").json()["deleted"]
         deadline = time.monotonic() + 30
         while "was deleted" not in srv.log_tail():

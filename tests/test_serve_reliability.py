@@ -152,7 +152,8 @@ def _alive(pid: int) -> bool:
 def test_workers_exit_when_the_server_process_dies(tmp_path):
     """A server killed alone (not its process group) must not leave orphan workers polling the queue."""
     model = tiniest_pipeline(tmp_path / "model")
-    srv = ServerProcess(model=model, data_dir=tmp_path / "data", workers=2, args=["--threads", "1", "--sizes", "16x16"]).start()
+    srv = ServerProcess(model=model, data_dir=tmp_path / "data", workers=2,
+                        args=["--threads", "1", "--sizes", "16x16"]).start()
     try:
         workers = _wait(lambda: [p for p in _children(srv.proc.pid)] if len(_children(srv.proc.pid)) >= 2 else None,
                         30, "two worker processes")

@@ -112,7 +112,8 @@ def test_rejected_uploads_are_deleted(open_server, tmp_path):
     Image.new("RGB", (20, 20), (200, 10, 10)).save(png, format="PNG")
     cases = [
         ("/v1/videos/edits", {"prompt": "a gory beheading"}, {"video": ("v.mp4", mp4, "video/mp4")}),
-        ("/v1/videos/extensions", {"prompt": "a gory beheading", "seconds": "1"}, {"video": ("v.mp4", mp4, "video/mp4")}),
+        ("/v1/videos/extensions", {"prompt": "a gory beheading", "seconds": "1"},
+         {"video": ("v.mp4", mp4, "video/mp4")}),
         ("/v1/videos/extensions", {"prompt": "more"}, {"video": ("v.mp4", mp4, "video/mp4")}),  # no seconds
         ("/v1/videos/edits", {"prompt": "x", "size": "999x999"}, {"video": ("v.mp4", mp4, "video/mp4")}),
         ("/v1/videos/edits", {"prompt": "x", "seed": "abc"}, {"video": ("v.mp4", mp4, "video/mp4")}),
@@ -128,9 +129,11 @@ def test_rejected_uploads_are_deleted(open_server, tmp_path):
 def test_errors_show_no_server_paths_or_python_objects(open_server, tmp_path):
     u = open_server.url
     answers = [
-        httpx.post(u + "/v1/videos/edits", data={"prompt": "x"}, files={"video": ("v.mp4", b"junk" * 100, "video/mp4")}),
+        httpx.post(u + "/v1/videos/edits", data={"prompt": "x"},
+                   files={"video": ("v.mp4", b"junk" * 100, "video/mp4")}),
         httpx.post(u + "/v1/videos", data={"prompt": "x"}, files={"input_reference": ("a.png", b"\x89PNG junk")}),
-        httpx.post(u + "/v1/videos", json={"prompt": "x", "input_reference": {"image_url": "data:image/png;base64,AAAA"}}),
+        httpx.post(u + "/v1/videos",
+                   json={"prompt": "x", "input_reference": {"image_url": "data:image/png;base64,AAAA"}}),
         httpx.get(u + "/v1/videos/video_" + "0" * 32 + "/content"),
         httpx.get(u + "/v1/videos/%00%ff"),
     ]

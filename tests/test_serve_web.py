@@ -104,7 +104,8 @@ def open_server(tmp_path_factory):
     """A server with no API key configured."""
     data = tmp_path_factory.mktemp("serve-open")
     with ServerProcess(model=serve_model(tmp_path_factory), data_dir=data, workers=1,
-                       args=["--poll-after-ms", "100", "--threads", "1", "--sizes", "32x32", "--seconds", "1,2,4"]) as srv:
+                       args=["--poll-after-ms", "100", "--threads", "1", "--sizes", "32x32",
+                             "--seconds", "1,2,4"]) as srv:
         yield srv
 
 

@@ -86,7 +86,9 @@ def write_previews(frames: np.ndarray, out_dir: Path) -> dict[str, Path]:
     sheet = np.zeros((rows * th, cols * tw, 3), np.uint8)
     for k, i in enumerate(idx):
         r, c = divmod(k, cols)
-        tile = frames[i] if (tw, th) == (w, h) else np.asarray(Image.fromarray(frames[i]).resize((tw, th), Image.BILINEAR))
+        tile = frames[i]
+        if (tw, th) != (w, h):
+            tile = np.asarray(Image.fromarray(tile).resize((tw, th), Image.BILINEAR))
         sheet[r * th:(r + 1) * th, c * tw:(c + 1) * tw] = tile
     sprite = out_dir / VARIANTS["spritesheet"][0]
     with atomic_path(sprite) as tmp:

@@ -17,7 +17,7 @@ import threading
 import time
 from urllib.parse import urlsplit
 
-from tenku.serve.errors import APIError, error_body
+from tenku.serve.errors import APIError
 from tenku.serve.settings import ServeConfig
 
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1", "[::1]")

@@ -162,7 +162,7 @@ def process_one(store: JobStore, pipeline, cfg: ServeConfig, caps: Capabilities,
     job = store.claim(worker)
     if job is None:
         return False
-    beat = _Heartbeat(store, job.id, worker, interval=max(0.2, min(1.0, cfg.lease_seconds / 4)))
+    beat = _Heartbeat(store, job.id, worker, interval=max(0.2, min(0.5, cfg.lease_seconds / 4)))  # progress moves
     beat.start()
 
     def on_progress(p: int) -> None:
