@@ -88,6 +88,11 @@ def test_cli_on_a_tiny_pipeline_runs_end_to_end_and_repeats(tmp_path):
     # a random model is far from the world
     assert m["physics"]["in_distribution"]["position"]["ratio"] > 10
     assert m["quality"]["reconstruction_psnr"] < 30
+    # the conditioning-sensitivity check ran beside it: a random model ignores its text and fails it
+    sens = first.pop("sensitivity")
+    assert sens["passed"] is False and len(sens["background"]["seeds"]) == 2
+    assert json.loads((out / "sensitivity.json").read_text()) == sens
+    assert "conditioning sensitivity: FAILED" in r.stdout
     # same seed, same report (in-process this time)
     again = evaluate("smoke", tmp_path / "again", model=model, clips=1, seed=3, steps=2, progress=False)
     again = json.loads(json.dumps(again))

@@ -8,7 +8,8 @@ DESCRIPTION = """\
 Evaluate a model against the physics world's ground truth: prompt adherence (colour, shape, count,
 direction, speed), physics by extension (position/velocity error over the parser's floor,
 acceleration for throws, momentum/energy for collisions), object permanence and video quality.
-Writes report.json, report.md, contact_sheet.png and trajectories.png into --out.
+Writes report.json, report.md, contact_sheet.png and trajectories.png into --out, and for a model the
+conditioning-sensitivity check (sensitivity.json; --no-sensitivity skips it).
 
 suites: smoke (5 clips, for tests), default (44 clips), full (5x default)
 
@@ -35,6 +36,9 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0, metavar="S",
                    help="generation seed (clip i uses S + i); same seed, same report (default: %(default)s)")
     p.add_argument("--steps", type=int, metavar="N", help="sampling steps (default: the model's)")
+    p.add_argument("--no-sensitivity", action="store_true",
+                   help="skip the conditioning-sensitivity check (same seed, one prompt word changed: does the "
+                        "background's brightness and the object's colour follow it?)")
     add_threads_option(p)
     p.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
     p.set_defaults(func=run)
@@ -56,10 +60,10 @@ def run(args) -> int:
         raise TenkuError(f"unknown suite {args.suite!r}; choose one of {', '.join(sorted(SUITES))}")
     if args.steps is not None and args.steps < 1:
         raise TenkuError(f"--steps must be at least 1, got {args.steps}")
+    from pathlib import Path
+
     model = None
     if not args.ground_truth:
-        from pathlib import Path
-
         from tenku.pipeline import model_path
 
         model = model_path(args.model)
@@ -75,6 +79,23 @@ def run(args) -> int:
     took = time.perf_counter() - start
     print(f"wrote {args.out}/report.json, report.md, contact_sheet.png, trajectories.png "
           f"({len(report['clips'])} clips, {took:.1f} s)")
+    if model is not None and not args.no_sensitivity:
+        import json
+
+        from tenku.eval.sensitivity import pipeline_sensitivity
+
+        sens = pipeline_sensitivity(model, seeds=(args.seed, args.seed + 1), num_steps=args.steps)
+        report["sensitivity"] = sens
+        out = Path(args.out)
+        from tenku.media import atomic_path
+
+        for name, obj in (("sensitivity.json", sens), ("report.json", report)):
+            with atomic_path(out / name) as tmp:
+                tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n")
+        gaps = ", ".join(f"{r['gap']:.0f}" for r in sens["background"]["seeds"])
+        print(f"conditioning sensitivity: {'passed' if sens['passed'] else 'FAILED'} (background word: brightness gap "
+              f"{gaps} of >{sens['background']['min_gap']:g} needed, {'passed' if sens['background']['passed'] else 'failed'}; "
+              f"colour word: {'passed' if sens['color']['passed'] else 'failed'}; {out / 'sensitivity.json'})")
     m = report["metrics"]
     ad = m.get("adherence", {}).get("in_distribution", {})
     if ad:
