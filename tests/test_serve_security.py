@@ -211,6 +211,11 @@ def test_slow_body_times_out_and_a_vanished_client_is_quiet(open_server):
         return data
 
     assert b" 408 " in partial(False).split(b"\r\n")[0]
+    s = socket.create_connection(("127.0.0.1", open_server.port), timeout=10)
+    s.sendall(b"GET /v1/videos HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # headers that never end (slowloris)
+    t = time.monotonic()
+    assert s.recv(100) == b"" and time.monotonic() - t < 5  # the server hung up after --body-timeout
+    s.close()
     for _ in range(20):
         partial(True)
     time.sleep(1.5)

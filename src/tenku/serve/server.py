@@ -71,6 +71,45 @@ class WorkerPool:
                 proc.wait()
 
 
+def header_deadline_protocol(seconds: float):
+    """uvicorn's h11 protocol with a deadline for a request's headers: uvicorn itself waits for ever on a
+    client that sends its headers a byte at a time, so a few hundred such connections (slowloris) would hold
+    the server. The body has its own deadline (:class:`tenku.serve.body.BodyReader`)."""
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class HeaderDeadline(H11Protocol):
+        _deadline = None
+
+        def _arm(self) -> None:
+            self._disarm()
+            self._deadline = self.loop.call_later(seconds, self._late)
+
+        def _disarm(self) -> None:
+            if self._deadline is not None:
+                self._deadline.cancel()
+                self._deadline = None
+
+        def _late(self) -> None:
+            self._deadline = None
+            waiting = self.cycle is None or self.cycle.response_complete  # no request whose headers are in
+            if waiting and not self.transport.is_closing():
+                self.transport.close()
+
+        def connection_made(self, transport) -> None:
+            super().connection_made(transport)
+            self._arm()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            self._arm()
+
+        def connection_lost(self, exc) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+    return HeaderDeadline
+
+
 def prepare(cfg: ServeConfig) -> ServeConfig:
     """Absolute data folder, checked model and settings; raises TenkuError with what to fix."""
     data_dir = Path(cfg.data_dir).expanduser().resolve()
@@ -116,7 +155,8 @@ def run(cfg: ServeConfig) -> int:
     try:
         # X-Forwarded-For is read by the app only from --trusted-proxy addresses, never by uvicorn on its own
         uvicorn.run(app, host=cfg.host, port=cfg.port, log_level="warning", access_log=False, proxy_headers=False,
-                    server_header=False, h11_max_incomplete_event_size=64 * 1024)
+                    http=header_deadline_protocol(cfg.body_timeout), server_header=False,
+                    h11_max_incomplete_event_size=64 * 1024)
     finally:
         pool.stop()
         store.dispose()
