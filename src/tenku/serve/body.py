@@ -44,6 +44,18 @@ class Upload:
         return cls(filename, content_type, io.BytesIO(data), len(data))
 
 
+class StrictMultiPartParser(MultiPartParser):
+    """Starlette's parser reads a field that is not UTF-8 as Latin-1 (mojibake in the prompt); here it is a 400."""
+
+    def on_part_end(self) -> None:
+        if self._current_part.file is None:
+            try:
+                bytes(self._current_part.data).decode("utf-8")
+            except UnicodeDecodeError:
+                raise MultiPartException(f"field '{self._current_part.field_name[:40]}' is not UTF-8 text") from None
+        super().on_part_end()
+
+
 class ClientGone(APIError):
     """The client closed the connection before its body arrived: nothing to answer, nothing to log."""
 
@@ -127,7 +139,7 @@ class BodyReader:
 
     async def _form(self, request: Request, limit: int) -> dict:
         cfg = self.cfg
-        parser = MultiPartParser(request.headers, self._chunks(request, limit), max_files=4, max_fields=32,
+        parser = StrictMultiPartParser(request.headers, self._chunks(request, limit), max_files=4, max_fields=32,
                                  max_part_size=cfg.max_prompt_chars * 4 + 1024)
         try:
             form = await parser.parse()
