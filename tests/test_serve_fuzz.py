@@ -1,11 +1,16 @@
-"""Bad input never gets a 5xx: a bounded, seeded fuzz over the fields of OpenAI's /videos spec
-(tests/data/openapi/videos.yaml) against a live `tenku serve`, the cases that once were 500s (a lone surrogate in
+"""Bad input never gets a 5xx: schemathesis driven by OpenAI's /videos spec (tests/data/openapi/videos.yaml;
+bounded examples, skipped when schemathesis is not installed), a bounded, seeded fuzz of our own over the same
+fields against a live `tenku serve`, the cases that once were 500s (a lone surrogate in
 every prompt, JSON nested thousands deep, a client gone mid-body), and a job deleted while it runs. Every answer
 must be a 4xx in OpenAI's error shape or a success, and the server log must hold no traceback."""
 
+import importlib.util
 import json
+import os
 import random
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -128,6 +133,20 @@ def test_bounded_fuzz_over_the_spec_fields(server, completed):
     log = server.log_tail(1 << 22)
     assert "Traceback" not in log and "internal error" not in log, log[-3000:]
     print(f"{N_REQUESTS} fuzzed requests in {elapsed:.1f} s, no 5xx")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("schemathesis") is None, reason="schemathesis is not installed")
+def test_schemathesis_from_the_spec_finds_no_server_error(server, completed):
+    """schemathesis' examples, coverage and fuzzing phases over all 10 operations (about 600 requests, 10 s)."""
+    spec = Path(__file__).parent / "data" / "openapi" / "videos.yaml"
+    cmd = [sys.executable, "-m", "schemathesis.cli", "run", str(spec), "--url", server.url + "/v1",
+           "--max-examples", "25", "--seed", "20261202", "--checks", "not_a_server_error",
+           "--phases", "examples,coverage,fuzzing", "--no-color"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=dict(os.environ, NO_COLOR="1"))
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
+    assert "generated" in r.stdout and "failed" not in r.stdout.split("Test cases:")[-1], r.stdout[-2000:]
+    log = server.log_tail(1 << 22)
+    assert "Traceback" not in log and "internal error" not in log, log[-3000:]
 
 
 @pytest.mark.parametrize("route", ["/v1/videos", "/v1/videos/{id}/remix", "/v1/videos/extensions",
