@@ -288,7 +288,7 @@ def test_world_sample_help_lists_the_scenarios(tmp_path):
     h = " ".join(tenku("world", "sample", "--help", cwd=tmp_path).stdout.split())
     assert all(name in h for name in SCENARIOS), h
     r = tenku("world", "sample", "--out", "x.mp4", "--scenario", "nosuch", cwd=tmp_path)
-    assert r.returncode == 2 and "invalid choice" in r.stderr
+    assert r.returncode == 2 and r.stderr.startswith("error: unknown scenario") and "pan" in r.stderr
 
 
 def test_bad_size_is_refused_before_the_model_loads(model, tmp_path):
