@@ -149,6 +149,26 @@ class SampleConfig(ConfigBase):
     sampler: str = "euler"  # key of tenku.flow.samplers.SAMPLERS
 
 
+def read_model_configs(folder: str | Path) -> tuple[VAEConfig, DiTConfig]:
+    """The VAE and DiT configs of a pipeline folder, read from its JSON alone (no weights, no torch), for
+    what the geometry decides before anything loads. A folder that cannot be read raises ModelFolderError."""
+    folder = Path(folder)
+    try:
+        names = json.loads((folder / "model_index.json").read_text())["components"]
+        vae = json.loads((folder / names["vae"] / "config.json").read_text())
+        dit = json.loads((folder / names["transformer"] / "config.json").read_text())
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ModelFolderError(f"{folder}: cannot read the VAE and transformer configs ({type(e).__name__}: {e}); "
+                               "pass a pipeline folder written by save_pretrained") from None
+    return VAEConfig.from_dict(vae), DiTConfig.from_dict(dit)
+
+
+def spatial_multiple_of(vae: VAEConfig, dit: DiTConfig) -> tuple[int, int]:
+    """(height, width) multiples a model of these configs makes: VAE spatial factor x DiT patch size."""
+    _, ph, pw = dit.patch_size
+    return vae.spatial_factor * ph, vae.spatial_factor * pw
+
+
 # The model configuration of the default model shipped in tenku/assets/tenku-world-tiny, as plain field
 # dicts (the training recipe in tenku.train.presets stores them in its checkpoints as they are).
 WORLD_TINY_MODEL: dict[str, dict[str, Any]] = dict(

@@ -131,17 +131,13 @@ def default_threads() -> int:
 def check_size_before_loading(model: Path, width: int, height: int) -> None:
     """Refuse a frame size the model folder cannot make, from its configs alone (no weights are read). A folder
     whose configs cannot be read is left to the loader, which says what is wrong with it."""
-    import json
-
-    from tenku.config import DiTConfig, VAEConfig
-    from tenku.errors import UnsupportedSizeError
-    from tenku.pipeline.pipeline import frame_size_problems, spatial_multiple_of
+    from tenku.config import read_model_configs, spatial_multiple_of
+    from tenku.errors import ModelFolderError, UnsupportedSizeError
+    from tenku.pipeline.pipeline import frame_size_problems
 
     try:
-        names = json.loads((model / "model_index.json").read_text())["components"]
-        vae = VAEConfig.from_dict(json.loads((model / names["vae"] / "config.json").read_text()))
-        dit = DiTConfig.from_dict(json.loads((model / names["transformer"] / "config.json").read_text()))
-    except Exception:  # noqa: BLE001 - a broken folder gets the loader's precise error
+        vae, dit = read_model_configs(model)
+    except ModelFolderError:  # a broken folder gets the loader's precise error
         return
     problems = frame_size_problems(height, width, spatial_multiple_of(vae, dit))
     if problems:
@@ -275,10 +271,9 @@ def generate_to_file(args, pipe, prompt: str, mode, *, width=None, height=None, 
 
     import torch
 
-    from tenku.errors import TenkuError
+    from tenku.errors import TenkuError, TenkuWarning
     from tenku.pipeline import TenkuPipeline
     from tenku.pipeline.output import save_output_stream
-    from tenku.errors import TenkuWarning
 
     _, seed = TenkuPipeline.make_generator(args.seed, None)
     start = time.perf_counter()

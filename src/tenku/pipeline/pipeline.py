@@ -20,18 +20,12 @@ import torch
 import torch.nn as nn
 
 from tenku import __version__
-from tenku.config import FlowConfig, SampleConfig
+from tenku.config import FlowConfig, SampleConfig, spatial_multiple_of
 from tenku.errors import TenkuError, UnsupportedSizeError
 from tenku.flow import SAMPLERS, cfg_denoiser, compute_shift, shifted_schedule, truncate_schedule
 from tenku.pipeline.output import PipelineOutput
 
 Cond = tuple[torch.Tensor, torch.Tensor]  # (emb (B, L, D), mask (B, L) bool)
-
-
-def spatial_multiple_of(vae_cfg, dit_cfg) -> tuple[int, int]:
-    """(height, width) multiples a model of these configs makes: VAE spatial factor x DiT patch size."""
-    _, ph, pw = dit_cfg.patch_size
-    return vae_cfg.spatial_factor * ph, vae_cfg.spatial_factor * pw
 
 
 def frame_size_problems(height: int, width: int, multiple: tuple[int, int]) -> list[str]:

@@ -319,16 +319,15 @@ def embed(frames: np.ndarray, payload: int, key: int = DEFAULT_KEY, strength: fl
     video = frames[None] if single else frames
     if video.ndim != 4 or video.shape[-1] != 3 or video.dtype != np.uint8:
         raise ValueError(f"expected uint8 frames (T, H, W, 3), got {video.dtype} {video.shape}")
+    out = plain = _embed(video, payload, key, strength, start)
     if len(video) == 1 and start == 0:
         for boost in STILL_BOOST:
-            out = _embed(video, payload, key, strength * boost, start)
+            out = plain if boost == 1.0 else _embed(video, payload, key, strength * boost, start)
             r = detect(out, key=key)
             if r.detected and r.payload == payload:
                 break
         else:  # no strength reads back (e.g. a frame of noise): a stronger mark would only cost quality
-            out = _embed(video, payload, key, strength, start)
-    else:
-        out = _embed(video, payload, key, strength, start)
+            out = plain
     return out[0] if single else out
 
 

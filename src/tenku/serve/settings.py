@@ -142,7 +142,10 @@ def resolve_model(cfg: ServeConfig) -> str:
 
 
 def capabilities(cfg: ServeConfig) -> Capabilities:
-    """Sizes and durations from the model folder (``sample.json``, ``vae/config.json``), overridable by flags."""
+    """Sizes and durations from the model folder (``sample.json`` and the component configs), overridable by
+    flags."""
+    from tenku.config import read_model_configs, spatial_multiple_of
+
     model = resolve_model(cfg)
     folder = Path(model)
     if not (folder / "model_index.json").is_file():
@@ -152,7 +155,6 @@ def capabilities(cfg: ServeConfig) -> Capabilities:
         )
     name = folder.resolve().name
     sample = _read_json(folder / "sample.json")
-    vae = _read_json(folder / "vae" / "config.json")
     w, h = int(sample.get("width", 64)), int(sample.get("height", 64))
     fps = float(cfg.fps or sample.get("fps", 8))
     native = tuple(dict.fromkeys([f"{w}x{h}", f"{h}x{w}"]))
@@ -166,9 +168,8 @@ def capabilities(cfg: ServeConfig) -> Capabilities:
         if not _is_seconds(s) or float(s) > cfg.max_seconds:
             raise TenkuError(f"--seconds values must be positive numbers up to --max-seconds "
                              f"({cfg.max_seconds:g}), got {s!r}")
-    dit = _read_json(folder / "transformer" / "config.json")
-    patch = dit.get("patch_size") or (1, 1, 1)
-    mh, mw = int(vae.get("spatial_factor", 1)) * int(patch[1]), int(vae.get("spatial_factor", 1)) * int(patch[2])
+    vae_cfg, dit_cfg = read_model_configs(folder)
+    mh, mw = spatial_multiple_of(vae_cfg, dit_cfg)
     if w % mw or h % mh:
         raise TenkuError(f"model {name}: its sample.json size {w}x{h} does not fit its patch grid "
                          f"({mw}x{mh}); fix the model folder")
@@ -180,7 +181,7 @@ def capabilities(cfg: ServeConfig) -> Capabilities:
             raise TenkuError(f"--model-alias is written ALIAS={name} (this server serves one model, {name}); "
                              f"got {pair!r}")
         aliases[alias] = None
-    tf = int(vae.get("temporal_factor", 4) or 1)
+    tf = vae_cfg.temporal_factor
     return Capabilities(
         model_name=name, sizes=tuple(sizes), seconds=tuple(seconds), fps=fps, temporal_factor=tf,
         default_size=sizes[0], default_seconds="4" if "4" in seconds else seconds[0], native_sizes=native,
