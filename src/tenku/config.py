@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any, TypeVar
 
-from tenku.errors import ModelFolderError
+from tenku.errors import ModelFolderError, TenkuError, UnsupportedSizeError
 
 C = TypeVar("C", bound="ConfigBase")
 
@@ -82,6 +82,32 @@ class VAEConfig(ConfigBase):
 
 
 @dataclasses.dataclass(frozen=True)
+class PatchVAEConfig(ConfigBase):
+    """Patch VAE (``tenku.models.patch_vae``): frame 0 in ``spatial_factor``-pixel blocks, then groups of
+    ``temporal_factor`` frames in blocks, each block linearly coded to ``latent_channels`` values; the
+    decoder adds a causal refiner of ``refine_blocks`` residual blocks ``refine_channels`` wide over the
+    latent grid. Same geometry fields and normalisation as ``VAEConfig``."""
+
+    in_channels: int = 3
+    latent_channels: int = 64
+    spatial_factor: int = 8
+    temporal_factor: int = 4
+    refine_channels: int = 192
+    refine_blocks: int = 2
+    latent_scale: float = 1.0
+    latent_shift: float = 0.0
+
+
+def vae_config_from_dict(d: dict[str, Any]) -> VAEConfig | PatchVAEConfig:
+    """The VAE config a dict describes: a ``PatchVAEConfig`` when it is named so (``_class_name``
+    "PatchVAE" or "PatchVAEConfig") or carries the refiner fields, else a ``VAEConfig``."""
+    name = d.get("_class_name")
+    if name in ("PatchVAE", "PatchVAEConfig") or (name is None and "refine_channels" in d):
+        return PatchVAEConfig.from_dict(d)
+    return VAEConfig.from_dict(d)
+
+
+@dataclasses.dataclass(frozen=True)
 class DiTConfig(ConfigBase):
     """Spacetime-patch diffusion transformer over VAE latents."""
 
@@ -147,9 +173,25 @@ class SampleConfig(ConfigBase):
     num_steps: int = 16
     guidance: float = 4.0
     sampler: str = "euler"  # key of tenku.flow.samplers.SAMPLERS
+    expander: str = "world"  # prompt expander the model was trained for (tenku.pipeline.prompt.EXPANDERS); "" none
+
+    def resolve(self, **overrides: Any) -> "SampleConfig":
+        """These settings with the given overrides (None keeps a setting), checked: fps positive, num_steps
+        a positive integer, guidance >= 0. The model's geometry checks the size (tenku.geometry)."""
+        unknown = sorted(set(overrides) - {f.name for f in dataclasses.fields(self)})
+        if unknown:
+            raise TypeError(f"SampleConfig.resolve() got unknown settings {unknown}")
+        r = dataclasses.replace(self, **{k: v for k, v in overrides.items() if v is not None})
+        if not r.fps or float(r.fps) <= 0:
+            raise UnsupportedSizeError(f"fps must be positive, got {r.fps}")
+        if not isinstance(r.num_steps, int) or isinstance(r.num_steps, bool) or r.num_steps < 1:
+            raise TenkuError(f"num_steps must be a positive integer, got {r.num_steps}")
+        if float(r.guidance) < 0:
+            raise TenkuError(f"guidance must be >= 0 (1 = no guidance), got {r.guidance}")
+        return r
 
 
-def read_model_configs(folder: str | Path) -> tuple[VAEConfig, DiTConfig]:
+def read_model_configs(folder: str | Path) -> tuple[VAEConfig | PatchVAEConfig, DiTConfig]:
     """The VAE and DiT configs of a pipeline folder, read from its JSON alone (no weights, no torch), for
     what the geometry decides before anything loads. A folder that cannot be read raises ModelFolderError."""
     folder = Path(folder)
@@ -160,10 +202,10 @@ def read_model_configs(folder: str | Path) -> tuple[VAEConfig, DiTConfig]:
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise ModelFolderError(f"{folder}: cannot read the VAE and transformer configs ({type(e).__name__}: {e}); "
                                "pass a pipeline folder written by save_pretrained") from None
-    return VAEConfig.from_dict(vae), DiTConfig.from_dict(dit)
+    return vae_config_from_dict(vae), DiTConfig.from_dict(dit)
 
 
-def spatial_multiple_of(vae: VAEConfig, dit: DiTConfig) -> tuple[int, int]:
+def spatial_multiple_of(vae: VAEConfig | PatchVAEConfig, dit: DiTConfig) -> tuple[int, int]:
     """(height, width) multiples a model of these configs makes: VAE spatial factor x DiT patch size."""
     _, ph, pw = dit.patch_size
     return vae.spatial_factor * ph, vae.spatial_factor * pw

@@ -47,12 +47,15 @@ def flow_matching_loss(
     noise: Latents,
     weight: torch.Tensor | None = None,
     clean: Sequence[torch.Tensor] | None = None,
+    positions: Sequence[torch.Tensor | None] | None = None,
 ) -> torch.Tensor:
     """Mean squared error between the predicted and true velocity ``noise - x0``.
 
     Each sample's error is averaged over its own elements (only non-clean frames when ``clean`` is
     given: a list of (T_i,) bool), so a large clip does not outweigh a small one; samples are then
     combined as ``sum(w_i * l_i) / sum(w_i)`` with ``weight`` (B,) (uniform when None).
+    ``positions``: per-sample weights (T_i, H_i, W_i) of the latent positions (shared by all channels);
+    a sample's error is then their weighted mean, e.g. more weight where the objects are.
     A sample whose frames are all clean contributes nothing.
     """
     preds, x0s, noises = _as_list(pred), _as_list(x0), _as_list(noise)
@@ -63,13 +66,20 @@ def flow_matching_loss(
         if p.shape != a.shape:
             raise ValueError(f"sample {i}: prediction shape {tuple(p.shape)} != target shape {tuple(a.shape)}")
         err = (p.float() - (n.float() - a.float())) ** 2  # (C, T, H, W)
+        pw = None if positions is None else positions[i]
+        if pw is not None:
+            if pw.shape != a.shape[1:]:
+                raise ValueError(f"sample {i}: position weights of shape {tuple(pw.shape)}, expected "
+                                 f"{tuple(a.shape[1:])}")
+            pw = pw.to(err)[None].expand_as(err)  # (C, T, H, W)
         if clean is not None and clean[i] is not None:
-            m = (~_frame_mask(clean[i], a)).expand_as(err)
+            m = (~_frame_mask(clean[i], a)).expand_as(err).to(err)
             count = m.sum()
-            losses.append((err * m).sum() / count.clamp(min=1))
+            mw = m if pw is None else m * pw
+            losses.append((err * mw).sum() / mw.sum().clamp(min=1e-12))
             keep.append(count > 0)
         else:
-            losses.append(err.mean())
+            losses.append(err.mean() if pw is None else (err * pw).sum() / pw.sum().clamp(min=1e-12))
             keep.append(torch.tensor(True, device=err.device))
     per_sample = torch.stack(losses)  # (B,)
     w = torch.ones_like(per_sample) if weight is None else weight.to(per_sample)

@@ -26,11 +26,13 @@ import torch
 import torch.nn as nn
 
 from tenku import __version__
-from tenku.config import ConfigBase, DiTConfig, FlowConfig, SampleConfig, TextEncoderConfig, VAEConfig
+from tenku.config import (ConfigBase, DiTConfig, FlowConfig, PatchVAEConfig, SampleConfig, TextEncoderConfig,
+                          VAEConfig)
 from tenku.errors import ModelFolderError
 from tenku.media import atomic_path
 from tenku.models.dit import DiT
 from tenku.models.text import ByteTextEncoder, HFTextEncoder
+from tenku.models.patch_vae import PatchVAE
 from tenku.models.vae import CausalVAE
 
 CONFIG_NAME = "config.json"
@@ -42,15 +44,21 @@ FLOW_NAME = "flow.json"
 # class name (as written in config.json) -> (module class, config class)
 REGISTRY: dict[str, tuple[type[nn.Module], type[ConfigBase]]] = {
     "CausalVAE": (CausalVAE, VAEConfig),
+    "PatchVAE": (PatchVAE, PatchVAEConfig),
     "DiT": (DiT, DiTConfig),
     "ByteTextEncoder": (ByteTextEncoder, TextEncoderConfig),
 }
 # which classes a pipeline slot accepts
 PIPELINE_SLOTS: dict[str, tuple[str, ...]] = {
-    "vae": ("CausalVAE",),
+    "vae": ("CausalVAE", "PatchVAE"),
     "transformer": ("DiT",),
     "text_encoder": ("ByteTextEncoder", "HFTextEncoder"),
 }
+
+
+def build_vae(cfg: VAEConfig | PatchVAEConfig) -> nn.Module:
+    """A fresh VAE of the class its config describes."""
+    return PatchVAE(cfg) if isinstance(cfg, PatchVAEConfig) else CausalVAE(cfg)
 
 
 def _write_json(path: Path, d: dict[str, Any]) -> None:

@@ -126,9 +126,11 @@ class LatentSource:
             if f is None:
                 f = self._handles[rec["file"]] = safe_open(str(self.root / rec["file"]), framework="pt")
             z = f.get_tensor(rec["key"]).float()
+            okey = rec["key"] + ".objects"
+            objects = f.get_tensor(okey).float() if okey in f.keys() else None  # caches before object maps: None
         except Exception as e:  # a damaged cache file: skip the sample, keep training
             raise BadSample(f"cannot read latent {rec['key']} from {rec['file']}: {e}") from None
-        return {"latent": z, "captions": dict(rec.get("captions") or {}), "id": self.sample_id(i)}
+        return {"latent": z, "objects": objects, "captions": dict(rec.get("captions") or {}), "id": self.sample_id(i)}
 
 
 def is_latent_dir(path: str | Path) -> bool:

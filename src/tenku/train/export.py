@@ -35,11 +35,11 @@ SAMPLE_PROMPTS = (
 
 def ema_copy(kind: str, mc: dict, cfg, ema_state: dict[str, torch.Tensor]) -> torch.nn.Module:
     """A fresh, plain (unwrapped, unsharded) training module on the CPU holding the EMA weights."""
-    from tenku.models.vae import CausalVAE
+    from tenku.models.hub import build_vae
     from tenku.train.objectives import DiTObjective, VAEObjective
 
     if kind == "vae":
-        m = VAEObjective(CausalVAE(mc["vae"]), cfg.l1_weight, cfg.l2_weight, cfg.edge_weight, cfg.kl_weight,
+        m = VAEObjective(build_vae(mc["vae"]), cfg.l1_weight, cfg.l2_weight, cfg.edge_weight, cfg.kl_weight,
                          cfg.posterior_noise, cfg.color_weight, cfg.motion_weight)
     else:
         from tenku.models.dit import DiT
@@ -57,7 +57,7 @@ def ema_copy(kind: str, mc: dict, cfg, ema_state: dict[str, torch.Tensor]) -> to
 def calibrate_vae(vae, source: ClipSource, max_clips: int = 64) -> "torch.nn.Module":
     """A copy of ``vae`` whose config normalises latents to zero mean, unit variance (over all
     channels and positions of up to ``max_clips`` clips)."""
-    from tenku.models.vae import CausalVAE
+    from tenku.models.hub import build_vae
 
     gen = torch.Generator().manual_seed(0)
     means = []
@@ -71,7 +71,7 @@ def calibrate_vae(vae, source: ClipSource, max_clips: int = 64) -> "torch.nn.Mod
     z = torch.cat(means)
     shift, std = float(z.mean()), float(z.std())
     cfg = vae.cfg.replace(latent_shift=round(shift, 6), latent_scale=round(1.0 / max(std, 1e-6), 6))
-    out = CausalVAE(cfg)
+    out = build_vae(cfg)
     out.load_state_dict(vae.state_dict())
     return out.eval()
 

@@ -3,7 +3,8 @@
 Layout of the output folder::
 
     OUT/latents.json               {"format": "tenku-latents", "version": 1, "vae": VAEConfig dict, ...}
-    OUT/latents-00000.safetensors  one fp16 tensor (C, T', h, w) per clip, keyed by its index
+    OUT/latents-00000.safetensors  one fp16 tensor (C, T', h, w) per clip, keyed by its index, and its
+                                   object map (T', h, w) under KEY.objects (see ``object_map``)
     OUT/latents-00000.jsonl        one record per clip: id, key, file, shape, captions (written last)
 
 A part is complete when its ``.jsonl`` exists; an interrupted run is resumed by skipping complete
@@ -20,7 +21,24 @@ import torch
 
 from tenku.errors import TenkuError
 from tenku.media import atomic_path
+from tenku.progress import progress_enabled
 from tenku.train.datasets import BadSample, ClipSource, LATENT_FORMAT
+
+
+OBJECT_CHROMA = 0.3  # chroma (max - min of RGB in [-1, 1]) from which a pixel counts as an object's
+
+
+def object_map(video: torch.Tensor, spatial_factor: int, temporal_factor: int) -> torch.Tensor:
+    """(B, 3, 1 + tf*k, H, W) in [-1, 1] -> (B, 1 + k, H/sf, W/sf): the share of object pixels in the
+    pixel block behind each latent position (frame 0 alone, then groups of ``tf`` frames). On the world
+    every floor, texture and occluder is grey and every object colour saturated, so chroma is its exact
+    object (and paint-trail) mask; on other footage it marks coloured regions."""
+    chroma = (video.amax(1) - video.amin(1) > OBJECT_CHROMA).float()  # (B, T, H, W)
+    b, T, H, W = chroma.shape
+    sf, tf = spatial_factor, temporal_factor
+    first = chroma[:, :1].reshape(b, 1, H // sf, sf, W // sf, sf).mean((3, 5))  # (B, 1, h, w)
+    rest = chroma[:, 1:].reshape(b, (T - 1) // tf, tf, H // sf, sf, W // sf, sf).mean((2, 4, 6))  # (B, k, h, w)
+    return torch.cat([first, rest], dim=1)
 
 
 def cache_latents(vae_path: str | Path, data: str | Path, out: str | Path, split: str = "train",
@@ -50,7 +68,7 @@ def cache_latents(vae_path: str | Path, data: str | Path, out: str | Path, split
     with atomic_path(out / "latents.json") as tmp:
         tmp.write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
     bar = None
-    if progress and not os.environ.get("TENKU_NO_PROGRESS"):
+    if progress_enabled(progress):
         from tqdm import tqdm
 
         bar = tqdm(total=len(source), desc="cache-latents", dynamic_ncols=True)
@@ -84,10 +102,13 @@ def cache_latents(vae_path: str | Path, data: str | Path, out: str | Path, split
                 if not chunk:
                     continue
                 with torch.no_grad():
-                    z = vae.encode(torch.stack(videos).to(device)).float().cpu()  # (b, C, T', h, w)
-                for i, zi in zip(chunk, z):
+                    batch = torch.stack(videos).to(device)
+                    z = vae.encode(batch).float().cpu()  # (b, C, T', h, w)
+                    objects = object_map(batch, vcfg.spatial_factor, vcfg.temporal_factor).cpu()  # (b, T', h, w)
+                for i, zi, oi in zip(chunk, z, objects):
                     k = f"{i:07d}"
                     tensors[k] = zi.half().contiguous()
+                    tensors[k + ".objects"] = oi.half().contiguous()
                     rec = source.records[i]
                     records.append({"id": source.sample_id(i), "key": k, "file": f"latents-{p:05d}.safetensors",
                                     "shape": list(zi.shape), "captions": rec.get("captions") or {},

@@ -21,6 +21,7 @@ from tenku.errors import TenkuError
 from tenku.train import checkpoint as ckpt
 from tenku.train.buckets import BucketBatchSampler, check_divisible, sample_generator
 from tenku.train.datasets import ClipSource, LatentSource, SafeLoader, is_latent_dir
+from tenku.train.latents import object_map
 from tenku.train.ema import EMA
 from tenku.train.monitor import Monitor
 from tenku.train.objectives import DiTObjective, VAEObjective, choose_caption
@@ -53,25 +54,43 @@ def make_optimizer(module: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Opt
 
 def load_vae(path: str | Path, device: torch.device) -> torch.nn.Module:
     """A trained VAE from a component folder, a pipeline folder (its vae/) or a training run folder."""
-    from tenku.models.hub import load_component
+    from tenku.models.hub import PIPELINE_SLOTS, load_component
 
     path = Path(path)
     for cand in (path, path / "vae", path / "export" / "vae"):
         if (cand / "config.json").is_file():
-            vae = load_component(cand, device, expect=("CausalVAE",))
+            vae = load_component(cand, device, expect=PIPELINE_SLOTS["vae"])
             return vae.eval().requires_grad_(False)
     raise TenkuError(f"no VAE found at {path} (looked for config.json in it, in vae/ and in export/vae/); "
                      "train one with `tenku train vae` or pass a pipeline folder")
 
 
+def fit_linear(vae, source: ClipSource, clips: int, log) -> None:
+    """Start a VAE's linear maps at the principal components of the first ``clips`` training samples."""
+    from tenku.train.datasets import BadSample
+
+    gen = torch.Generator().manual_seed(0)
+    videos = []
+    for i in range(min(clips, len(source))):
+        try:
+            videos.append(source.load(i, gen)["video"])
+        except BadSample:
+            continue
+    if not videos:
+        raise TenkuError("no readable training clip to fit the VAE's linear maps on")
+    kept = vae.fit_linear_(videos)
+    log(f"linear maps fitted on {len(videos)} clips: variance kept " +
+        ", ".join(f"{k} {v:.4f}" for k, v in kept.items()))
+
+
 def build(kind: str, cfg: TrainConfig, info: DistInfo, vae_path: str | Path | None):
     """(training module, frozen VAE or None, model configs)."""
-    from tenku.models.vae import CausalVAE
+    from tenku.models.hub import build_vae
 
     mc = model_configs(cfg)
     torch.manual_seed(cfg.seed)  # the same initial weights in every process
     if kind == "vae":
-        vae = CausalVAE(mc["vae"])
+        vae = build_vae(mc["vae"])
         if not cfg.train_encoder:
             vae.encoder.requires_grad_(False)  # decoder-only: the latent space stays as it is
         return VAEObjective(vae, cfg.l1_weight, cfg.l2_weight, cfg.edge_weight, cfg.kl_weight,
@@ -153,6 +172,8 @@ def _train(kind, cfg, data, out, resume, vae_path, stop_at, info: DistInfo, prog
     sampler = BucketBatchSampler(source.keys, cfg.batch_size, seed=cfg.seed)
     monitor = Monitor(out, cfg.steps, state["step"] if state else 0, enabled=info.is_main, progress=progress)
     loader = SafeLoader(source, sampler.bucket_of, log=monitor.message)
+    if kind == "vae" and state is None and init is None and hasattr(raw.vae, "fit_linear_"):
+        fit_linear(raw.vae, source, cfg.linear_fit_clips, monitor.message)
     if init is not None and state is None:
         src = Path(init)
         src = src if src.is_file() else ckpt.latest_checkpoint(src)
@@ -283,15 +304,22 @@ def _forward(kind, model, raw, items, gens, cfg, vae, info):
         sf, tf = raw.vae.cfg.spatial_factor, raw.vae.cfg.temporal_factor
         _, _, T, H, W = video.shape
         return loss, metrics, len(items) * (1 + (T - 1) // tf) * (H // sf) * (W // sf)
+    positions = None
     if "latent" in items[0]:
         latents = [it["latent"].to(dev) for it in items]  # b x (C, T, h, w)
+        if cfg.object_weight:
+            positions = [None if it.get("objects") is None else 1 + cfg.object_weight * it["objects"].to(dev)
+                         for it in items]  # b x (T, h, w)
     else:
         with torch.no_grad():
             video = torch.stack([it["video"] for it in items]).to(dev)
             latents = list(vae.encode(video).float().unbind(0))
+            if cfg.object_weight:
+                objects = object_map(video, vae.cfg.spatial_factor, vae.cfg.temporal_factor)  # (b, T, h, w)
+                positions = list((1 + cfg.object_weight * objects).unbind(0))
     prompts = [choose_caption(g, it["captions"], cfg.caption_levels, cfg.caption_dropout)
                for it, g in zip(items, gens)]
-    loss, metrics = model(latents, prompts, gens, cfg.cond_prob)
+    loss, metrics = model(latents, prompts, gens, cfg.cond_prob, positions)
     return loss, metrics, sum(raw.tokens(z) for z in latents)
 
 

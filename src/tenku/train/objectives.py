@@ -125,8 +125,10 @@ class DiTObjective(nn.Module):
         return (T // pt) * (H // ph) * (W // pw)
 
     def forward(self, latents: list[torch.Tensor], prompts: list[str], gens: list[torch.Generator],
-                cond_prob: float) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        # latents: B tensors (C, T_i, H_i, W_i); prompts: B strings; gens: B generators
+                cond_prob: float, positions: list[torch.Tensor | None] | None = None
+                ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        # latents: B tensors (C, T_i, H_i, W_i); prompts: B strings; gens: B generators;
+        # positions: None or B loss weights (T_i, H_i, W_i) of the latent positions
         from tenku.flow import add_noise, flow_matching_loss
 
         device = latents[0].device
@@ -139,6 +141,6 @@ class DiTObjective(nn.Module):
         xs = add_noise(latents, noises, t_vec, clean=cleans)  # B x (C, T, H, W); given frames stay clean
         emb, mask = self.text_encoder.encode(prompts)  # (B, L, D), (B, L)
         pred = self.dit(xs, t_vec, emb.to(device), mask.to(device), clean=cleans)  # B x (C, T, H, W)
-        loss = flow_matching_loss(pred, latents, noises, clean=cleans)
+        loss = flow_matching_loss(pred, latents, noises, clean=cleans, positions=positions)
         n_cond = sum(bool(c.any()) for c in cleans)
         return loss, {"cond_frac": torch.tensor(n_cond / len(cleans))}

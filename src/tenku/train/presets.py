@@ -66,10 +66,16 @@ class TrainConfig(ConfigBase):
     # VAE: False holds the encoder fixed (and with it the latent space), so a DiT trained on its latents
     # stays valid: a decoder-only fine-tune
     train_encoder: bool = True
+    # VAE with linear maps (PatchVAE): a fresh run starts them at the principal components of the blocks of
+    # this many training clips (every process fits the same clips, so the weights agree)
+    linear_fit_clips: int = 256
     # DiT objective
     caption_dropout: float = 0.1  # fraction of samples trained with the empty prompt (for guidance)
     caption_levels: tuple[str, ...] = ("short", "medium", "long")
     cond_prob: float = 0.4  # fraction of samples with clean (given) latent frames
+    # extra loss weight of a latent position by the share of object pixels in its block (1 + w * share,
+    # then the weighted mean): a flow loss that is otherwise almost all floor (see train.latents.object_map)
+    object_weight: float = 0.0
     # models (dicts of the model config fields; the empty dict means the config's defaults)
     vae: dict = dataclasses.field(default_factory=dict)
     dit: dict = dataclasses.field(default_factory=dict)
@@ -79,6 +85,8 @@ class TrainConfig(ConfigBase):
 
 
 _WORLD_TINY = WORLD_TINY_MODEL  # one definition of the default model, in tenku.config
+WORLD_PATCH_VAE = dict(_class_name="PatchVAE", latent_channels=96, spatial_factor=8, temporal_factor=4,
+                       refine_channels=192, refine_blocks=2)
 
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     # tiny models for tests and smoke runs (seconds on one CPU core)
@@ -109,6 +117,22 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     # word tokens over the world's caption words (the vocabulary is filled in by resolve_config), a fixed
     # timestep shift of 3 with a fifth of the training timesteps uniform on [0.95, 1), where the caption
     # decides the clip, and fewer samples with given frames (from which colour could be copied)
+    # the patch VAE (a 96-channel block code started at the blocks' principal components, with a causal
+    # refiner; weight on coloured pixels, which on the world are exactly the objects) and a DiT over its
+    # 80 tokens of 384 values, with the world-words text and timesteps
+    "world-patch": {
+        "vae": dict(steps=1500, batch_size=8, lr=4e-4, warmup_steps=30, ema_decay=0.99,
+                    ckpt_every=50, keep_last=3, log_every=10, threads=1, flip=True,
+                    kl_weight=0.0, l1_weight=0.2, l2_weight=1.0, edge_weight=0.2, posterior_noise=0.0,
+                    color_weight=8.0, motion_weight=2.0, linear_fit_clips=256, vae=WORLD_PATCH_VAE),
+        "dit": dict(steps=8000, batch_size=16, lr=6e-4, warmup_steps=100, ema_decay=0.995,
+                    ckpt_every=50, keep_last=3, log_every=10, sample_every=0, threads=1,
+                    caption_dropout=0.1, cond_prob=0.1, object_weight=8.0,
+                    **{**_WORLD_TINY, "vae": WORLD_PATCH_VAE,
+                       "dit": {**_WORLD_TINY["dit"], "in_channels": WORLD_PATCH_VAE["latent_channels"]},
+                       "text": {**_WORLD_TINY["text"], "tokenizer": "words"},
+                       "flow": {**_WORLD_TINY["flow"], "shift": 3.0, "tail_prob": 0.2, "tail_start": 0.95}}),
+    },
     "world-words": {
         "vae": dict(steps=3000, batch_size=8, lr=1.5e-4, warmup_steps=50, ema_decay=0.995,
                     ckpt_every=100, keep_last=3, log_every=10, crop_frames=5, crop_size=32, threads=1,
@@ -205,9 +229,12 @@ def model_config_classes() -> dict[str, type]:
 
 def model_configs(cfg: TrainConfig) -> dict[str, ConfigBase]:
     """The model config objects a TrainConfig describes."""
+    from tenku.config import vae_config_from_dict
+
     out = {}
     for group, cls in model_config_classes().items():
-        out[group] = cls.from_dict(dict(getattr(cfg, group)))
+        d = dict(getattr(cfg, group))
+        out[group] = vae_config_from_dict(d) if group == "vae" else cls.from_dict(d)
     return out
 
 

@@ -1,0 +1,201 @@
+"""Patch VAE (block code + causal refiner): shapes, the block layout, PCA start, chunked == full,
+folders, the object map, and that the object-recall measure fails on a reconstruction that drops objects.
+
+Tolerances: chunked == full and round trips in float32 within atol 1e-5 (measured ~1e-7); a code with
+as many channels as a block has values reconstructs within atol 1e-4.
+"""
+
+import numpy as np
+import pytest
+import torch
+
+from tenku.config import PatchVAEConfig, read_model_configs, vae_config_from_dict
+from tenku.errors import UnsupportedSizeError
+from tenku.models.patch_vae import PatchVAE, from_blocks, to_blocks
+
+ATOL = 1e-5
+CFG = PatchVAEConfig(latent_channels=8, spatial_factor=4, temporal_factor=2, refine_channels=16, refine_blocks=1)
+
+
+def _video(t, h, w, b=1, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(b, 3, t, h, w, generator=g) * 2 - 1
+
+
+def _perturbed(cfg=CFG, seed=0):
+    torch.manual_seed(seed)
+    vae = PatchVAE(cfg).eval()
+    with torch.no_grad():
+        for p in vae.parameters():
+            p.add_(torch.randn_like(p) * 0.05)  # the zero-initialised refiner takes part too
+    return vae
+
+
+@pytest.mark.parametrize("t,h,w", [(1, 8, 8), (5, 8, 12), (9, 16, 4)])
+def test_blocks_round_trip_and_shapes(t, h, w):
+    x = _video(t, h, w, b=2)
+    x0, xr = to_blocks(x, 4, 2, True)
+    assert x0.shape == (2, 3 * 16, 1, h // 4, w // 4)
+    assert (xr is None) == (t == 1)
+    assert torch.equal(from_blocks(x0, xr, 4, 2), x)  # a pure rearrangement: bitwise
+    vae = _perturbed()
+    z = vae.encode(x)
+    assert z.shape == (2, CFG.latent_channels, 1 + (t - 1) // 2, h // 4, w // 4)
+    assert vae.decode(z).shape == x.shape
+
+
+def test_a_block_holds_the_pixels_of_its_own_place_and_frames():
+    x = torch.zeros(1, 3, 5, 8, 8)
+    x[0, 1, 3, 4:8, 0:4] = 1.0  # green, frame 3 (group 1: frames 3-4), block row 1, column 0
+    x0, xr = to_blocks(x, 4, 2, True)
+    assert x0.abs().sum() == 0
+    hit = xr[0].abs().sum(0).nonzero().tolist()  # (k, h, w) positions with content
+    assert hit == [[1, 1, 0]]
+
+
+def test_full_rank_code_from_pca_reconstructs_exactly():
+    cfg = PatchVAEConfig(latent_channels=3 * 4 * 2, spatial_factor=2, temporal_factor=2, refine_blocks=0)
+    vae = PatchVAE(cfg)
+    clips = [_video(5, 8, 8, seed=s)[0] for s in range(4)]
+    kept = vae.fit_linear_(clips)
+    assert kept["group"] == pytest.approx(1.0, abs=1e-6)  # group blocks hold 24 values: all kept
+    x = _video(5, 8, 8, seed=9)
+    assert torch.allclose(vae.decode(vae.encode(x)), x, atol=1e-4)
+
+
+def test_pca_keeps_the_main_directions_of_a_low_rank_world():
+    # clips made of 2 flat colours per block: a 4-channel code keeps them, a random start does not
+    g = torch.Generator().manual_seed(0)
+    cfg = PatchVAEConfig(latent_channels=4, spatial_factor=4, temporal_factor=2, refine_blocks=0)
+    base = torch.rand(2, 3, generator=g) * 2 - 1
+
+    def clip():
+        a = torch.rand(1, 1, 3, 2, 2, generator=g)
+        mix = a.repeat_interleave(4, -1).repeat_interleave(4, -2)  # (1, 1, 3, 8, 8)
+        v = base[0].view(1, 3, 1, 1, 1) * mix + base[1].view(1, 3, 1, 1, 1) * (1 - mix)
+        return v.clamp(-1, 1)
+
+    clips = [clip() for _ in range(16)]
+    fresh = PatchVAE(cfg).eval()
+    fitted = PatchVAE(cfg).eval()
+    fitted.fit_linear_(clips)
+    x = clip()
+    err_fresh = (fresh.decode(fresh.encode(x)) - x).abs().max()
+    err_fit = (fitted.decode(fitted.encode(x)) - x).abs().max()
+    assert err_fit < 1e-3 < err_fresh
+
+
+def test_chunked_decode_equals_one_pass():
+    vae = _perturbed()
+    z = vae.encode(_video(9, 8, 8))
+    full = vae.decode(z)
+    for chunk in (1, 2, 3):
+        parts = list(vae.decode_iter(z, chunk_size=chunk))
+        assert [p.shape[2] for p in parts][0] == 1
+        assert torch.allclose(torch.cat(parts, dim=2), full, atol=ATOL)
+    assert torch.allclose(vae.decode(z, chunk_size=2), full, atol=ATOL)
+
+
+def test_decoding_is_causal_in_time():
+    vae = _perturbed()
+    z = vae.encode(_video(9, 8, 8))
+    z2 = z.clone()
+    z2[:, :, 3:] += 1.0  # change only the last latent frame
+    a, b = vae.decode(z), vae.decode(z2)
+    assert torch.allclose(a[:, :, :5], b[:, :, :5], atol=ATOL)  # frames 0..4 come from latents 0..2
+    assert not torch.allclose(a[:, :, 5:], b[:, :, 5:], atol=1e-3)
+
+
+def test_bad_sizes_are_refused_with_what_to_do():
+    vae = PatchVAE(CFG)
+    with pytest.raises(UnsupportedSizeError, match="1 \\+ 2\\*k"):
+        vae.encode(_video(4, 8, 8))
+    with pytest.raises(UnsupportedSizeError, match="multiple of 4"):
+        vae.encode(_video(5, 10, 8))
+    with pytest.raises(UnsupportedSizeError, match="latent must be"):
+        vae.decode(torch.zeros(1, 3, 2, 2, 2))
+
+
+def test_config_dispatch_and_folder_round_trip(tmp_path):
+    from tenku.models.hub import load_component, save_pretrained
+
+    assert isinstance(vae_config_from_dict({"_class_name": "PatchVAE"}), PatchVAEConfig)
+    assert isinstance(vae_config_from_dict(CFG.to_dict()), PatchVAEConfig)
+    assert not isinstance(vae_config_from_dict({"latent_channels": 4}), PatchVAEConfig)
+    vae = _perturbed()
+    save_pretrained(vae, vae.cfg, tmp_path / "vae")
+    back = load_component(tmp_path / "vae", expect=("CausalVAE", "PatchVAE"))
+    x = _video(5, 8, 8)
+    assert isinstance(back, PatchVAE)
+    assert torch.allclose(back.decode(back.encode(x)), vae.decode(vae.encode(x)), atol=ATOL)
+
+
+def test_a_pipeline_with_a_patch_vae_generates_and_reads_its_geometry(tmp_path):
+    from tenku.config import DiTConfig, FlowConfig, SampleConfig, TextEncoderConfig
+    from tenku.models.dit import DiT
+    from tenku.models.text import ByteTextEncoder
+    from tenku.pipeline import TenkuPipeline
+
+    text = ByteTextEncoder(TextEncoderConfig(dim=16, depth=1, num_heads=2, mlp_ratio=2.0, max_length=32))
+    dit = DiT(DiTConfig(in_channels=CFG.latent_channels, patch_size=(1, 1, 1), hidden_size=16, depth=1,
+                        num_heads=2, mlp_ratio=2.0, text_dim=16))
+    pipe = TenkuPipeline(_perturbed(), dit, text, FlowConfig(), SampleConfig(num_frames=5, height=8, width=8,
+                                                                              num_steps=2, guidance=1.0))
+    pipe.save_pretrained(tmp_path / "p")
+    vcfg, _ = read_model_configs(tmp_path / "p")
+    assert isinstance(vcfg, PatchVAEConfig)
+    back = TenkuPipeline.from_pretrained(tmp_path / "p")
+    out = back("a red ball", seed=0)
+    frames = np.asarray(out.frames[0] if isinstance(out.frames, list) else out.frames)
+    assert frames.shape[-3:] == (8, 8, 3) and frames.shape[-4] == 5
+
+
+def test_object_map_marks_the_coloured_pixels_of_each_block():
+    from tenku.train.latents import object_map
+
+    x = torch.full((1, 3, 5, 8, 8), -0.2)  # a grey floor
+    x[0, 0, 0, 0:2, 0:2] = 1.0  # frame 0: 4 red-ish pixels in block (0, 0)
+    x[0, 1, 3:5, 4:8, 4:8] = 0.9  # frames 3-4 (group 1): a green block at (1, 1)
+    m = object_map(x, 4, 2)
+    assert m.shape == (1, 3, 2, 2)
+    assert m[0, 0, 0, 0] == pytest.approx(4 / 16)
+    assert m[0, 2, 1, 1] == pytest.approx(1.0)
+    assert m.sum() == pytest.approx(4 / 16 + 1.0)
+
+
+def test_object_recall_fails_on_a_reconstruction_that_drops_small_objects():
+    from tenku.eval.reconstruction import ObjectRecall
+    from tenku.eval.suites import default_parser
+    from tenku.world import make_clip, sample_scene
+
+    clip = make_clip(sample_scene(3, "test_id", seconds=1.0))
+    frames = clip.frames
+    parser = default_parser()
+    good, bad = ObjectRecall(), ObjectRecall()
+    good.add_clip(frames, frames, parser, clip.meta.get("spec"))
+    floor = np.median(frames.reshape(-1, 3), axis=0).astype(np.uint8)
+    bad.add_clip(frames, np.broadcast_to(floor, frames.shape).copy(), parser, clip.meta.get("spec"))
+    g, b = good.summary(), bad.summary()
+    assert g["all"]["objects"] > 0
+    assert g["all"]["recall"] == pytest.approx(1.0)
+    assert b["all"]["recall"] == pytest.approx(0.0)
+    assert g["psnr_db"] > b["psnr_db"]
+
+
+def test_weighted_flow_loss_counts_the_weighted_positions_more():
+    from tenku.flow.loss import flow_matching_loss
+
+    x0 = torch.zeros(2, 3, 4, 4)
+    noise = torch.zeros(2, 3, 4, 4)
+    pred = torch.zeros(2, 3, 4, 4)
+    pred[:, 0, 0, 0] = 1.0  # an error at one position only
+    w = torch.ones(3, 4, 4)
+    flat = flow_matching_loss([pred], [x0], [noise])
+    same = flow_matching_loss([pred], [x0], [noise], positions=[w])
+    heavy = w.clone()
+    heavy[0, 0, 0] = 9.0
+    more = flow_matching_loss([pred], [x0], [noise], positions=[heavy])
+    assert same == pytest.approx(float(flat), rel=1e-6)
+    assert float(more) > 5 * float(flat)
+    with pytest.raises(ValueError, match="position weights"):
+        flow_matching_loss([pred], [x0], [noise], positions=[torch.ones(2, 2)])
