@@ -125,7 +125,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
                     ckpt_every=50, keep_last=3, log_every=10, threads=1, flip=True,
                     kl_weight=0.0, l1_weight=0.2, l2_weight=1.0, edge_weight=0.2, posterior_noise=0.0,
                     color_weight=8.0, motion_weight=2.0, linear_fit_clips=256, vae=WORLD_PATCH_VAE),
-        "dit": dict(steps=8000, batch_size=16, lr=6e-4, warmup_steps=100, ema_decay=0.995,
+        "dit": dict(steps=6000, batch_size=16, lr=6e-4, warmup_steps=100, ema_decay=0.995,
                     ckpt_every=50, keep_last=3, log_every=10, sample_every=0, threads=1,
                     caption_dropout=0.1, cond_prob=0.1, object_weight=8.0,
                     **{**_WORLD_TINY, "vae": WORLD_PATCH_VAE,
