@@ -7,6 +7,7 @@ is complete, so a crash never leaves a half-written file under the final name.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -215,3 +216,28 @@ def read_video(path: str | Path, max_frames: int | None = None) -> tuple[np.ndar
     fps = probe(path)["fps"]
     frames = list(iter_frames(path, max_frames=max_frames))
     return np.stack(frames), fps
+
+
+def cover_frames(frames: np.ndarray, width: int, height: int, resample: str = "lanczos") -> np.ndarray:
+    """Scale (T, h, w, 3) uint8 frames to cover ``width`` x ``height`` (aspect kept; ``resample`` "lanczos"
+    or "bicubic"), then crop the centre. Frames already of that size are returned unchanged."""
+    if frames.shape[1:3] == (height, width):
+        return frames
+    from PIL import Image
+
+    method = {"lanczos": Image.LANCZOS, "bicubic": Image.BICUBIC}[resample]
+    h, w = frames.shape[1:3]
+    scale = max(width / w, height / h)
+    sw, sh = max(width, round(w * scale)), max(height, round(h * scale))
+    x0, y0 = (sw - width) // 2, (sh - height) // 2
+    out = np.empty((len(frames), height, width, 3), np.uint8)
+    for i, f in enumerate(frames):
+        out[i] = np.asarray(Image.fromarray(f).resize((sw, sh), method))[y0:y0 + height, x0:x0 + width]
+    return out
+
+
+def psnr(a: np.ndarray, b: np.ndarray, cap: float | None = None) -> float:
+    """PSNR in dB of two uint8 images or videos (infinite when equal, or ``cap`` at most when given)."""
+    mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
+    value = float("inf") if mse <= 1e-10 else 10 * math.log10(255.0**2 / mse)
+    return value if cap is None else min(cap, value)

@@ -40,9 +40,10 @@ def add_make(sub) -> None:
 def run_make(args: argparse.Namespace) -> int:
     import json
 
-    from tenku.world.make import MakeConfig, make_dataset, parse_size
+    from tenku.geometry import parse_size
+    from tenku.world.make import MakeConfig, make_dataset
 
-    w, h = parse_size(args.size)
+    w, h = parse_size(args.size, "--size")
     cfg = MakeConfig(out=args.out, clips=args.clips, seconds=args.seconds, width=w, height=h, fps=args.fps,
                      split=args.split, seed=args.seed, clips_per_shard=args.clips_per_shard,
                      scenario=args.scenario, workers=args.workers, shard=args.shard)
@@ -73,9 +74,10 @@ def run_sample(args: argparse.Namespace) -> int:
 
     from tenku.errors import TenkuError
     from tenku.media import write_png, write_video
-    from tenku.world.make import make_world_clip, parse_size
+    from tenku.geometry import parse_size
+    from tenku.world.make import make_world_clip
 
-    w, h = parse_size(args.size)
+    w, h = parse_size(args.size, "--size")
     suffix = os.path.splitext(args.out)[1].lower()
     if suffix not in (".mp4", ".png"):
         raise TenkuError(f"--out must end in .mp4 or .png, got {args.out!r}")

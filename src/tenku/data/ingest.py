@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from tenku.errors import MediaError, TenkuError
+from tenku.progress import progress_enabled
 
 from .filters import DuplicateIndex, FilterConfig, clip_stats, reject_reason
 
@@ -372,7 +373,7 @@ def run_ingest(srcs: list[str], out: str | Path, cfg: IngestConfig = IngestConfi
     from tqdm import tqdm
 
     bar = tqdm(total=sum(len(plan[k]) for k in todo), unit="video", desc="ingest", file=sys.stderr,
-               disable=not progress or os.environ.get("TENKU_NO_PROGRESS") == "1")
+               disable=not progress_enabled(progress))
     written = []
     total_kept = 0
     try:

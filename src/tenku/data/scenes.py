@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tenku import geometry
 from tenku.errors import MediaError, TenkuError
 
 BUCKET_STEP = 16
@@ -31,10 +32,7 @@ FEATURE_SIDE = 128  # cut detection runs on frames no larger than this
 
 def parse_size(text: str) -> tuple[int, int]:
     """``"WxH"`` -> (W, H), both positive multiples of 16."""
-    parts = str(text).lower().replace(" ", "").split("x")
-    if len(parts) != 2 or not all(p.isdigit() for p in parts):
-        raise TenkuError(f"--size must look like WxH (e.g. 64x64), got {text!r}")
-    w, h = int(parts[0]), int(parts[1])
+    w, h = geometry.parse_size(str(text), "--size")
     if w < BUCKET_STEP or h < BUCKET_STEP or w % BUCKET_STEP or h % BUCKET_STEP:
         raise TenkuError(f"--size {text}: width and height must be multiples of {BUCKET_STEP} "
                          f"and at least {BUCKET_STEP} (e.g. 64x64, 96x48)")

@@ -9,7 +9,6 @@ model (the ceiling): every metric is at its best.
 
 from __future__ import annotations
 
-import os
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from tenku.errors import TenkuError
+from tenku.progress import progress_enabled
 
 GenerateFn = Callable[[str, int, int, int, float, int], np.ndarray]  # (prompt, T, H, W, fps, seed) -> frames
 ExtendFn = Callable[[np.ndarray, str, int], np.ndarray]  # (first_frames, prompt, num_frames) -> frames
@@ -102,7 +102,7 @@ def evaluate(suite: str = "default", out_dir: str | Path = "eval-report", model:
     parser = default_parser()
     results, videos = [], {}
     bar = None
-    if progress and not os.environ.get("TENKU_NO_PROGRESS"):
+    if progress_enabled(progress):
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(items), desc="eval", unit="clip")

@@ -8,13 +8,14 @@ TensorBoard is imported lazily; without it the run goes on with a warning (the J
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 import warnings
 from pathlib import Path
 
 import numpy as np
+
+from tenku.progress import progress_enabled
 
 
 class Monitor:
@@ -31,7 +32,7 @@ class Monitor:
         if not enabled:
             return
         self.out.mkdir(parents=True, exist_ok=True)
-        if progress and not os.environ.get("TENKU_NO_PROGRESS"):
+        if progress_enabled(progress):
             from tqdm import tqdm
 
             self.bar = tqdm(total=total_steps, initial=start_step, dynamic_ncols=True, desc="train")

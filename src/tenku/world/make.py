@@ -9,7 +9,6 @@ skips complete shards and redoes an interrupted one from scratch.
 from __future__ import annotations
 
 import math
-import os
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ import numpy as np
 
 from tenku.data.shards import ShardWriter, completed_shards, parse_shard_spec, write_dataset_info
 from tenku.errors import TenkuError
+from tenku.progress import progress_enabled
 from tenku.world.clip import Clip, make_clip
 from tenku.world.scenarios import SCENARIOS, sample_scene
 from tenku.world.spec import frames_for
@@ -63,14 +63,6 @@ class MakeConfig:
         if self.scenario is not None and self.scenario not in SCENARIOS:
             raise TenkuError(f"unknown --scenario {self.scenario!r}; expected one of {', '.join(SCENARIOS)}")
         parse_shard_spec(self.shard)
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """``WxH`` -> (width, height)."""
-    parts = text.lower().replace(" ", "").split("x")
-    if len(parts) != 2 or not all(p.isdigit() for p in parts):
-        raise TenkuError(f"--size must look like WIDTHxHEIGHT (e.g. 64x64), got {text!r}")
-    return int(parts[0]), int(parts[1])
 
 
 def clip_seed(seed: int, split: str, index: int) -> int:
@@ -151,7 +143,7 @@ def make_dataset(cfg: MakeConfig, progress: bool = True) -> dict:
     from tqdm import tqdm
 
     bar = tqdm(total=n_todo, unit="clip", desc=f"world {cfg.split}",
-               disable=not progress or bool(os.environ.get("TENKU_NO_PROGRESS")))
+               disable=not progress_enabled(progress))
     written = 0
     try:
         if cfg.workers == 1 or len(todo) <= 1:
