@@ -24,7 +24,8 @@ from tenku.config import DiTConfig, FlowConfig, TextEncoderConfig
 from tenku.eval.sensitivity import TEMPLATE, dominant_color, sensitivity
 from tenku.flow import cfg_denoiser, compute_shift, sample_euler, shifted_schedule
 from tenku.models.dit import DiT
-from tenku.models.text import ByteTextEncoder, world_vocabulary
+from tenku.models.text import ByteTextEncoder
+from tenku.world.vocabulary import world_vocabulary
 from tenku.train.buckets import sample_generator
 from tenku.train.objectives import DiTObjective
 from tenku.world.clip import render_clip

@@ -96,7 +96,8 @@ def test_hf_text_encoder_rejects_bad_folders(tmp_path, tiny_t5):
 from pathlib import Path  # noqa: E402
 
 from tenku.models.hub import load_component, save_pretrained  # noqa: E402
-from tenku.models.text import VOCAB_SIZE, TEMPLATE_WORDS, world_vocabulary  # noqa: E402
+from tenku.models.text import VOCAB_SIZE  # noqa: E402
+from tenku.world.vocabulary import TEMPLATE_WORDS, world_vocabulary  # noqa: E402
 
 WORDS = TextEncoderConfig(dim=32, depth=1, num_heads=2, max_length=64, tokenizer="words", vocab=world_vocabulary())
 SHIPPED = Path(__file__).resolve().parents[1] / "src" / "tenku" / "assets" / "tenku-world-tiny"

@@ -129,7 +129,7 @@ class DiTConfig(ConfigBase):
 class TextEncoderConfig(ConfigBase):
     """Built-in text encoder (any Unicode prompt). ``tokenizer="bytes"``: one token per UTF-8 byte, no
     vocabulary. ``tokenizer="words"``: one token per word of ``vocab`` (matched lower-case; the world's
-    caption words are ``tenku.models.text.world_vocabulary()``), every other word as its UTF-8 bytes.
+    caption words are ``tenku.world.vocabulary.world_vocabulary()``), every other word as its UTF-8 bytes.
     The vocabulary is stored with the weights, so a folder rebuilds exactly."""
 
     dim: int = 256

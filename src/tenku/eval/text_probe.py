@@ -147,7 +147,8 @@ def _load(model: str | None, tokenizer: str, seed: int) -> Callable:
         path = Path(model)
         return load_component(path / "text_encoder" if (path / "text_encoder").is_dir() else path)
     from tenku.config import WORLD_TINY_MODEL, TextEncoderConfig
-    from tenku.models.text import ByteTextEncoder, world_vocabulary
+    from tenku.models.text import ByteTextEncoder
+    from tenku.world.vocabulary import world_vocabulary
 
     extra = dict(tokenizer="words", vocab=world_vocabulary()) if tokenizer == "words" else {}
     torch.manual_seed(seed)

@@ -212,7 +212,7 @@ def resolve_config(kind: str, preset: str, overrides: dict[str, Any] | None = No
                                  f"{sorted(k for k in d if k not in ('vae', 'dit', 'text', 'flow', 'sample'))}")
             d[key] = _coerce(key, value, d[key])
     if d["text"].get("tokenizer") == "words" and not d["text"].get("vocab"):
-        from tenku.models.text import world_vocabulary
+        from tenku.world.vocabulary import world_vocabulary
 
         d["text"] = {**d["text"], "vocab": world_vocabulary()}  # stored in every checkpoint from here on
     cfg = TrainConfig.from_dict(d)
