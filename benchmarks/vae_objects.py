@@ -85,7 +85,7 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    from tenku.train.loop import load_vae
+    from tenku.models.hub import load_vae
 
     test, specs = load_clips(args.test, None, args.clips)
     results = {"machine": machine_info(), "test": args.test, "clips": len(test), "models": {}}

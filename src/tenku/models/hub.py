@@ -195,6 +195,18 @@ def load_component(
     return model.to(device=device, dtype=dtype) if dtype is not None else model.to(device)
 
 
+def load_vae(path: str | Path, device: torch.device | str = "cpu") -> nn.Module:
+    """A trained VAE (eval mode, no gradients) from a component folder, a pipeline folder (its vae/) or a
+    training run folder (its export/vae/)."""
+    path = Path(path)
+    for cand in (path, path / "vae", path / "export" / "vae"):
+        if (cand / CONFIG_NAME).is_file():
+            vae = load_component(cand, device, expect=PIPELINE_SLOTS["vae"])
+            return vae.eval().requires_grad_(False)
+    raise ModelFolderError(f"no VAE found at {path} (looked for config.json in it, in vae/ and in export/vae/); "
+                           "train one with `tenku train vae` or pass a pipeline folder")
+
+
 # ---- pipeline folders ----------------------------------------------------------------------------
 def save_pipeline_folder(
     path: str | Path,

@@ -170,23 +170,43 @@ def export_and_sample(kind, ema_state, mc, vae, source, cfg, out: Path, step: in
     return result
 
 
+def export_vae_run(run: str | Path, state: dict, out: str | Path, path: Path) -> dict:
+    """Write a VAE component folder from the EMA weights of a VAE run's checkpoint ``state``, its latents
+    normalised on the run's training data (as at the run's end)."""
+    from tenku.config import vae_config_from_dict
+    from tenku.errors import TenkuError
+    from tenku.models.hub import build_vae, save_pretrained
+
+    vae = build_vae(vae_config_from_dict(state["model_configs"]["vae"]))
+    shadow = state["ema"]["shadow"]
+    vae.load_state_dict({k[len("vae."):]: v for k, v in shadow.items() if k.startswith("vae.")})
+    if not state.get("data"):
+        raise TenkuError(f"{path} does not record its training data (written by an older tenku); "
+                         f"the VAE of a finished run is in {Path(run) / 'export' / 'vae'}")
+    source = ClipSource(state["data"], state["config"].get("split", "train"), vae.cfg.temporal_factor,
+                        vae.cfg.spatial_factor)
+    vae = calibrate_vae(vae, source)
+    save_pretrained(vae, vae.cfg, out)
+    return {"out": str(out), "checkpoint": str(path), "step": state["step"], "kind": "vae"}
+
+
 def export_run(run: str | Path, out: str | Path, vae_path: str | Path | None = None, fp16: bool = False) -> dict:
-    """Write a pipeline folder from the EMA weights of a DiT run's latest checkpoint."""
+    """Write a pipeline folder from the EMA weights of a DiT run's latest checkpoint (a VAE run: its VAE
+    component folder)."""
     from tenku.config import DiTConfig, FlowConfig, SampleConfig, TextEncoderConfig
     from tenku.errors import TenkuError
     from tenku.models.dit import DiT
     from tenku.models.text import ByteTextEncoder
     from tenku.pipeline.pipeline import TenkuPipeline
     from tenku.train.checkpoint import latest_checkpoint, load_checkpoint
-    from tenku.train.loop import load_vae
+    from tenku.models.hub import load_vae
 
     path = latest_checkpoint(run)
     if path is None:
         raise TenkuError(f"{run} holds no checkpoints (checkpoints/step-NNNNNNN.pt); pass a training run folder")
     state = load_checkpoint(path)
-    if state["kind"] != "dit":
-        raise TenkuError(f"{run} is a {state['kind']} run; export takes a DiT run (the VAE of a VAE run is "
-                         f"already exported to {Path(run) / 'export' / 'vae'} at its end)")
+    if state["kind"] == "vae":
+        return export_vae_run(run, state, out, path)
     mc = state["model_configs"]
     dit = DiT(DiTConfig.from_dict(mc["dit"]).replace(grad_checkpointing=False))
     text = ByteTextEncoder(TextEncoderConfig.from_dict(mc["text"]))

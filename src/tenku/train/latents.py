@@ -14,7 +14,6 @@ parts. A clip that cannot be decoded is skipped, counted and reported.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import torch
@@ -52,7 +51,7 @@ def cache_latents(vae_path: str | Path, data: str | Path, out: str | Path, split
     mine, n_shards = parse_shard_spec(shard)
     from safetensors.torch import save_file
 
-    from tenku.train.loop import load_vae
+    from tenku.models.hub import load_vae
 
     vae = load_vae(vae_path, torch.device(device))
     vcfg = vae.cfg

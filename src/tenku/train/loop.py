@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from tenku.errors import TenkuError
+from tenku.models.hub import load_vae
 from tenku.train import checkpoint as ckpt
 from tenku.train.buckets import BucketBatchSampler, check_divisible, sample_generator
 from tenku.train.datasets import ClipSource, LatentSource, SafeLoader, is_latent_dir
@@ -50,19 +51,6 @@ def make_optimizer(module: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Opt
             (decay if p.ndim >= 2 else no_decay).append(p)
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), foreach=False)
-
-
-def load_vae(path: str | Path, device: torch.device) -> torch.nn.Module:
-    """A trained VAE from a component folder, a pipeline folder (its vae/) or a training run folder."""
-    from tenku.models.hub import PIPELINE_SLOTS, load_component
-
-    path = Path(path)
-    for cand in (path, path / "vae", path / "export" / "vae"):
-        if (cand / "config.json").is_file():
-            vae = load_component(cand, device, expect=PIPELINE_SLOTS["vae"])
-            return vae.eval().requires_grad_(False)
-    raise TenkuError(f"no VAE found at {path} (looked for config.json in it, in vae/ and in export/vae/); "
-                     "train one with `tenku train vae` or pass a pipeline folder")
 
 
 def fit_linear(vae, source: ClipSource, clips: int, log) -> None:
@@ -218,6 +206,7 @@ def _train(kind, cfg, data, out, resume, vae_path, stop_at, info: DistInfo, prog
                 "kind": kind, "step": at, "config": cfg.to_dict(), "model": model_sd, "optimizer": optim_sd,
                 "ema": ema_sd, "sampler": sampler.state_dict(), "loader": loader.state_dict(),
                 "rng": ckpt.rng_state(), "vae_path": str(vae_path) if vae_path else None,
+                "data": str(Path(data).resolve()),
                 "model_configs": {k: v.to_dict() for k, v in mc.items()}}, cfg.keep_last)
         barrier(info)
 
