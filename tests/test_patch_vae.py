@@ -199,3 +199,43 @@ def test_weighted_flow_loss_counts_the_weighted_positions_more():
     assert float(more) > 5 * float(flat)
     with pytest.raises(ValueError, match="position weights"):
         flow_matching_loss([pred], [x0], [noise], positions=[torch.ones(2, 2)])
+
+
+def test_a_patch_vae_run_fits_its_code_trains_the_decoder_and_exports(tmp_path):
+    """A real run on real mp4 shards: the linear maps start at the blocks' principal components (the first
+    loss is already small), the encoder stays fixed with train_encoder=false, ``export`` of the VAE run
+    writes a component whose latents equal the end-of-run export's, and a DiT with object weights trains
+    on the cached latents and object maps."""
+    from test_train_loop import write_shards
+
+    from tenku.train.checkpoint import load_checkpoint, latest_checkpoint
+    from tenku.train.export import export_run
+    from tenku.train.latents import cache_latents
+    from tenku.train.loop import load_vae, train
+    from tenku.train.presets import resolve_config
+
+    data = write_shards(tmp_path / "data", sizes=((9, 16, 16), (9, 16, 16)), per_size=4)
+    vae_dict = dict(_class_name="PatchVAE", latent_channels=8, spatial_factor=4, temporal_factor=2,
+                    refine_channels=8, refine_blocks=1)
+    cfg = resolve_config("vae", "tiny", overrides={"steps": 4}).replace(
+        vae=vae_dict, train_encoder=False, linear_fit_clips=8, color_weight=4.0, kl_weight=0.0, flip=False,
+        crop_frames=0, crop_size=0)
+    summary = train("vae", cfg, data, tmp_path / "vae", progress=False)
+    assert summary["metrics"]["psnr"] > 25  # the code was fitted before the first step, not learned in four
+    state = load_checkpoint(latest_checkpoint(tmp_path / "vae"))
+    assert state["data"] == str(data.resolve())
+    end = load_vae(tmp_path / "vae", torch.device("cpu"))
+    mid = export_run(tmp_path / "vae", tmp_path / "vae_mid")
+    assert mid["kind"] == "vae"
+    mid_vae = load_vae(tmp_path / "vae_mid", torch.device("cpu"))
+    x = _video(9, 16, 16)
+    assert torch.allclose(mid_vae.encode(x), end.encode(x), atol=1e-5)  # the same (held) encoder and scale
+    cache_latents(tmp_path / "vae_mid", data, tmp_path / "lat", progress=False, log=lambda *a: None)
+    from tenku.train.datasets import LatentSource
+
+    item = LatentSource(tmp_path / "lat").load(0, torch.Generator())
+    assert item["objects"].shape == item["latent"].shape[1:] and float(item["objects"].max()) > 0
+    dcfg = resolve_config("dit", "tiny", overrides={"steps": 2}).replace(
+        vae=vae_dict, object_weight=8.0, dit={**resolve_config("dit", "tiny").dit, "in_channels": 8})
+    out = train("dit", dcfg, tmp_path / "lat", tmp_path / "dit", progress=False, finish=False)
+    assert np.isfinite(out["loss"])

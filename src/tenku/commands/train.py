@@ -45,7 +45,8 @@ def register(subparsers) -> None:
                            help="trained VAE (component folder, pipeline folder or VAE run folder); "
                                 "default: the one the latent cache was made with")
         q.set_defaults(func=run_train, kind=kind)
-    e = sub.add_parser("export", help="write a pipeline folder from a DiT run's latest checkpoint (EMA weights)")
+    e = sub.add_parser("export", help="write a pipeline folder from a DiT run's latest checkpoint (EMA weights); "
+                                      "of a VAE run, its VAE component folder")
     e.add_argument("run", metavar="RUN", help="DiT run folder (holds checkpoints/)")
     e.add_argument("--out", required=True, metavar="DIR", help="pipeline folder to write")
     e.add_argument("--vae", default=None, metavar="PATH", help="VAE to bundle (default: the run's)")

@@ -90,6 +90,40 @@ def sensitivity(
             "seconds": round(time.perf_counter() - start, 2)}
 
 
+def one_step_gaps(pipe, ts: Sequence[float] = (0.95, 0.98, 1.0), seeds: Sequence[int] = (0,),
+                  template: str = TEMPLATE, backgrounds: tuple[str, str] = ("white", "black"),
+                  background_color: str = "red") -> dict:
+    """The one-step probe: from the same noised latent at each ``t`` (from pure noise at t = 1), the
+    model's estimate of the clean clip (``x_t - t v``, decoded) under two prompts that differ only in
+    the background word. Returns the brightness gap (0-255) per ``t``, averaged over ``seeds``: where
+    the caption decides the clip (t near 1) a model that follows its text shows a large gap, one that
+    ignores it none. Runs one DiT call per prompt and t (no sampling loop)."""
+    import torch
+
+    sc = pipe.sample_config
+    vae, dit, text = pipe.vae, pipe.transformer, pipe.text_encoder
+    shape = (vae.cfg.latent_channels, vae.num_latent_frames(sc.num_frames),
+             sc.height // vae.cfg.spatial_factor, sc.width // vae.cfg.spatial_factor)
+    prompts = [template.format(color=background_color, background=b) for b in backgrounds]
+    gaps: dict[str, list[float]] = {f"{t:g}": [] for t in ts}
+    with torch.no_grad():
+        emb, mask = text.encode(prompts)  # (2, L, D), (2, L)
+        for seed in seeds:
+            g = torch.Generator().manual_seed(seed)
+            noise = torch.randn(shape, generator=g)
+            start = torch.randn(shape, generator=g) * 0.5  # a neutral clean latent the noise is mixed into
+            for t in ts:
+                xt = (1 - t) * start + t * noise
+                tv = torch.full((2,), float(t))
+                v = dit([xt, xt], tv, emb, mask)  # 2 x (C, T', h, w)
+                x0 = torch.stack([xt - t * vi for vi in v])  # (2, C, T', h, w)
+                frames = vae.decode(x0)  # (2, 3, T, H, W) in [-1, 1]
+                bright = ((frames + 1) * 127.5).mean(dim=(1, 2, 3, 4))
+                gaps[f"{t:g}"].append(float((bright[0] - bright[1]).abs()))
+    return {"prompts": prompts, "seeds": list(seeds),
+            "brightness_gap": {k: round(float(np.mean(v)), 2) for k, v in gaps.items()}}
+
+
 def pipeline_sensitivity(model: str | Path | object, seeds: Sequence[int] = (0,), num_steps: int | None = None,
                          guidance: float | None = None, **kwargs) -> dict:
     """:func:`sensitivity` through a pipeline (a :class:`tenku.pipeline.TenkuPipeline` or its folder) at
@@ -106,7 +140,8 @@ def pipeline_sensitivity(model: str | Path | object, seeds: Sequence[int] = (0,)
     out = sensitivity(generate, seeds=seeds, **kwargs)
     sc = pipe.sample_config
     return {"model": str(pipe.path or pipe.name), "num_steps": num_steps or sc.num_steps,
-            "guidance": sc.guidance if guidance is None else guidance, **out}
+            "guidance": sc.guidance if guidance is None else guidance, **out,
+            "one_step": one_step_gaps(pipe, seeds=seeds)}
 
 
 def main(argv: list[str] | None = None) -> int:
