@@ -79,10 +79,6 @@ def clip_hashes(frames: np.ndarray) -> list[int]:
     return [phash(frames[i]) for i in idx]
 
 
-def hamming(a: int, b: int) -> int:
-    return (a ^ b).bit_count()
-
-
 def clip_stats(frames: np.ndarray, cfg: FilterConfig) -> dict:
     return {"motion": round(motion_score(frames), 4), "brightness": round(brightness(frames), 3),
             "blank_fraction": round(blank_fraction(frames, cfg.dark, cfg.flat), 4),

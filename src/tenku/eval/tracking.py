@@ -85,17 +85,6 @@ def match_ground_truth(dets: list[list[Detection]], gt: dict) -> Tracks:
     return Tracks(pos=pos, area=area, shape=shape, border=border)
 
 
-def color_counts(dets: list[list[Detection]]) -> list[dict[str, int]]:
-    """Per frame: colour -> number of detections."""
-    out = []
-    for frame in dets:
-        c: dict[str, int] = {}
-        for d in frame:
-            c[d.color] = c.get(d.color, 0) + 1
-        out.append(c)
-    return out
-
-
 def velocities(pos: np.ndarray, fps: float) -> np.ndarray:
     """Finite-difference velocities (T, N, 2) px/s: central differences inside, one-sided at the ends;
     NaN where a needed position is missing."""

@@ -11,7 +11,6 @@ timestep embedding + pooled text; tokens of frames flagged clean are modulated a
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import torch
 import torch.nn as nn
@@ -454,11 +453,6 @@ class DiT(nn.Module):
     def estimate_mfu(self, tokens_per_s: float, seq_len: int, text_len: int, peak_flops: float) -> float:
         """Model FLOPs utilisation of a training run: achieved FLOP/s / peak FLOP/s."""
         return self.flops_per_token(seq_len, text_len) * tokens_per_s / peak_flops
-
-
-def count_tokens(cfg: DiTConfig, latent_shape: tuple[int, int, int]) -> int:
-    """Tokens of one (T, H, W) latent."""
-    return math.prod(s // p for s, p in zip(latent_shape, cfg.patch_size))
 
 
 def compile_dit(model: DiT, **kwargs) -> DiT:

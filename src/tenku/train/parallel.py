@@ -76,16 +76,6 @@ def all_reduce_mean(values: torch.Tensor, info: DistInfo) -> torch.Tensor:
     return v / info.world_size
 
 
-def all_reduce_sum(values: torch.Tensor, info: DistInfo) -> torch.Tensor:
-    if not info.distributed:
-        return values
-    import torch.distributed as dist
-
-    v = values.detach().clone().to(info.device)
-    dist.all_reduce(v, op=dist.ReduceOp.SUM)
-    return v
-
-
 def transformer_blocks(module: nn.Module) -> list[nn.Module]:
     """The repeated blocks to shard one by one: children of any ``nn.ModuleList`` named ``blocks``
     or ``layers`` anywhere in the module (the DiT's and the text encoder's transformer blocks)."""

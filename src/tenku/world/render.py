@@ -70,12 +70,6 @@ def coverage_patches(shape: str, cx: np.ndarray, cy: np.ndarray, r: float, angle
     return np.clip(np.float32(0.5) - d, 0.0, 1.0), x0, y0
 
 
-def shape_coverage(shape: str, cx: float, cy: float, r: float, angle: float = 0.0) -> tuple[np.ndarray, int, int]:
-    """Coverage of one shape centred at (cx, cy) px: (cov (S, S), x0, y0) as in :func:`coverage_patches`."""
-    cov, x0, y0 = coverage_patches(shape, np.array([cx]), np.array([cy]), r, np.array([angle]))
-    return cov[0], int(x0[0]), int(y0[0])
-
-
 def _box_wave(p: np.ndarray, w: float) -> np.ndarray:
     """Box-filtered square wave (+1 on [0,1), -1 on [1,2), period 2) over a window of width w."""
     def tri(q):  # integral of the square wave
