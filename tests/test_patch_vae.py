@@ -239,3 +239,23 @@ def test_a_patch_vae_run_fits_its_code_trains_the_decoder_and_exports(tmp_path):
         vae=vae_dict, object_weight=8.0, dit={**resolve_config("dit", "tiny").dit, "in_channels": 8})
     out = train("dit", dcfg, tmp_path / "lat", tmp_path / "dit", progress=False, finish=False)
     assert np.isfinite(out["loss"])
+
+
+def test_whitened_code_has_unit_variance_channels_and_the_same_reconstruction():
+    cfg = PatchVAEConfig(latent_channels=6, spatial_factor=2, temporal_factor=2, refine_blocks=0)
+    g = torch.Generator().manual_seed(0)
+    sd = torch.logspace(0, -2, 24)  # every value of a block with its own spread
+    clips = [from_blocks(torch.randn(1, 12, 1, 4, 4, generator=g) * sd[:12].view(1, 12, 1, 1, 1),
+                         torch.randn(1, 24, 2, 4, 4, generator=g) * sd.view(1, 24, 1, 1, 1), 2, 2)
+             for _ in range(8)]
+    white, plain = PatchVAE(cfg).eval(), PatchVAE(cfg).eval()
+    white.fit_linear_(clips)
+    plain.fit_linear_(clips, whiten=False)
+    zw = torch.cat([white.encode(c)[:, :, 1:] for c in clips])  # group latents (N, C, k, h, w)
+    zp = torch.cat([plain.encode(c)[:, :, 1:] for c in clips])
+    var_w = zw.transpose(0, 1).reshape(6, -1).var(1)
+    var_p = zp.transpose(0, 1).reshape(6, -1).var(1)
+    assert torch.allclose(var_w, torch.ones(6), atol=0.02)  # fitted on these clips: unit variance
+    assert var_p.max() / var_p.min() > 5  # unwhitened: the components' own spread (about 7.6 here)
+    x = clips[0]
+    assert torch.allclose(white.decode(white.encode(x)), plain.decode(plain.encode(x)), atol=1e-4)

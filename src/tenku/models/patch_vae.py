@@ -146,11 +146,15 @@ class PatchVAE(nn.Module):
                 nn.init.zeros_(head.weight)
 
     @torch.no_grad()
-    def fit_linear_(self, videos: list[torch.Tensor] | torch.Tensor) -> dict[str, float]:
+    def fit_linear_(self, videos: list[torch.Tensor] | torch.Tensor, whiten: bool = True) -> dict[str, float]:
         """Set both linear maps to the principal components of the blocks of ``videos`` (clips
         (3, T, H, W) or batches (N, 3, T, H, W), in [-1, 1], of any valid sizes): the encoder projects a
         block's deviation from the mean block onto the top ``latent_channels`` components, the decoder
-        maps back. Returns the share of the block variance kept, for frame-0 and for group blocks."""
+        maps back. ``whiten``: each latent channel is divided by its component's deviation, so every
+        channel has unit variance on these clips (the reconstruction is the same either way): a
+        denoiser's error in a channel of fine detail then decodes as small as that detail is, and the
+        floor's few strong components no longer outlast the noise. Returns the share of the block
+        variance kept, for frame-0 and for group blocks."""
         s, tf, n = self.cfg.spatial_factor, self.cfg.temporal_factor, self.cfg.latent_channels
         sums: dict[str, list] = {}
         for v in ([videos] if torch.is_tensor(videos) else videos):
@@ -175,12 +179,17 @@ class PatchVAE(nn.Module):
             evals, evecs = torch.linalg.eigh(cov)  # ascending
             d = cov.shape[0]
             v = evecs[:, -n:].flip(1)  # (d, min(n, d)), largest first
+            sd = evals[-n:].flip(0).clamp_min(1e-8).sqrt()  # (min(n, d),) deviation along each component
             if n > d:  # more channels than a block has values (a small frame-0 block): the rest stay 0
                 v = torch.cat([v, v.new_zeros(d, n - d)], dim=1)
+                sd = torch.cat([sd, sd.new_ones(n - d)])
             kept[name] = float(evals[-n:].clamp_min(0).sum() / evals.clamp_min(0).sum().clamp_min(1e-12))
-            enc.weight.copy_(v.T.reshape(n, d, 1, 1, 1).to(enc.weight))
-            enc.bias.copy_((-(v.T @ mu)).to(enc.bias))
-            dec.weight.copy_(v.reshape(d, n, 1, 1, 1).to(dec.weight))
+            if not whiten:
+                sd = torch.ones_like(sd)
+            e = (v / sd).T  # (n, d): block -> latent
+            enc.weight.copy_(e.reshape(n, d, 1, 1, 1).to(enc.weight))
+            enc.bias.copy_((-(e @ mu)).to(enc.bias))
+            dec.weight.copy_((v * sd).reshape(d, n, 1, 1, 1).to(dec.weight))
             dec.bias.copy_(mu.to(dec.bias))
         return kept
 
