@@ -1,20 +1,30 @@
-"""Prompt moderation before any generation, and a pluggable check on output frames.
+"""Moderation of every text that reaches the model, before any generation, and a hook for output frames.
 
-``check_prompt(text) -> ModerationResult`` decides; ``ensure_allowed(text)`` raises
-:class:`ModerationError` (a :class:`tenku.errors.TenkuError`) naming the category. The CLI, the Python
-pipeline and the server call ``ensure_allowed`` before they generate; a refusal is logged (logger
-``tenku.safety.moderation``) with the category, the matched term and a hash of the prompt.
+``check_prompt(text) -> ModerationResult`` decides; ``ensure_allowed(text, what="prompt")`` raises
+:class:`ModerationError` (a :class:`tenku.errors.TenkuError`) that names the category and says what to
+change. The CLI, the Python pipeline and the server call it on the prompt, the negative prompt, the
+expanded prompt and the prompts of remix, extension and edit requests; the data ingest calls it on
+captions that a re-captioning endpoint returns. A refusal is logged (logger ``tenku.safety.moderation``)
+with the category, the rule, the matched words and a hash of the text, never the text itself.
 
-Categories follow common moderation APIs: ``sexual``, ``sexual/minors``, ``violence/graphic``,
-``hate``, ``self-harm``, plus ``public-figures`` and ``copyrighted-characters`` (and ``custom`` for
-the deny list). Rules are English and German patterns matched on a normalised prompt: case folded,
-zero-width characters removed, look-alike letters (Cyrillic, Greek, full-width) mapped, accents and
-umlauts spelled out, leetspeak undone, and letters separated by spaces or dots joined again.
+Categories follow OpenAI's moderation taxonomy: ``sexual``, ``sexual/minors``, ``harassment`` (and
+``/threatening``), ``hate`` (and ``/threatening``), ``self-harm`` (and ``/intent``, ``/instructions``),
+``violence`` (and ``/graphic``), ``illicit`` (and ``/violent``), plus ``public-figures`` (no deepfakes of
+real people), ``copyrighted-characters`` and ``custom`` (the deny list). Layers, in order:
 
-Configuration (:class:`ModerationConfig`, or the environment): allow list (``TENKU_MODERATION_ALLOW``,
-comma-separated phrases removed before matching), deny list (``TENKU_MODERATION_DENY``), and an
-optional OpenAI-compatible endpoint (``TENKU_MODERATION_URL``, ``TENKU_MODERATION_API_KEY``,
-``TENKU_MODERATION_MODEL``) that is asked in addition to the rules (``POST .../v1/moderations``).
+1. the deny list, then rules that read structure (:mod:`tenku.safety.moderation_rules`) on every
+   normalised reading of the text (:mod:`tenku.safety.normalize`: confusables, NFKC, transliteration,
+   leetspeak, split letters, repeats, umlaut spellings, lemmas);
+2. a linear classifier tenku trained on the train split of its labelled set
+   (:mod:`tenku.safety.moderation_classifier`), and the offensive-language model of
+   ``alt-profanity-check`` when it is installed (``pip install 'tenku[moderation]'``);
+3. an optional OpenAI-compatible ``/v1/moderations`` endpoint.
+
+Configuration (:class:`ModerationConfig`; :meth:`ModerationConfig.from_env` is read at the edges only):
+``TENKU_MODERATION=0`` (off), ``TENKU_MODERATION_ALLOW`` (comma-separated phrases removed before
+matching, e.g. a character you hold the rights to), ``TENKU_MODERATION_DENY`` (phrases that always
+refuse), ``TENKU_MODERATION_CLASSIFIER=0`` (rules only), ``TENKU_MODERATION_URL``,
+``TENKU_MODERATION_API_KEY`` and ``TENKU_MODERATION_MODEL`` (the endpoint, asked after the local layers).
 """
 
 from __future__ import annotations
@@ -24,70 +34,33 @@ import json
 import logging
 import os
 import re
-import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from tenku.errors import TenkuError
-from tenku.safety import moderation_terms as terms
+from tenku.safety import moderation_rules as rules
+from tenku.safety.moderation_terms import CATEGORIES_ADVICE
+from tenku.safety.normalize import squashed_runs, variants
 
 log = logging.getLogger(__name__)
 
-CATEGORIES = tuple(terms.CATEGORIES) + ("custom",)
-
-_ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u200e\u200f\u2060\u2061\u2062\u2063\u2064\ufeff\u00ad\u034f"
-                                      "\u180e\u17b4\u17b5"), None)
-# Look-alike letters that NFKC does not fold (Cyrillic, Greek, a few symbols) -> Latin.
-_CONFUSABLES = str.maketrans({
-    "а": "a", "в": "b", "е": "e", "ё": "e", "к": "k", "м": "m", "н": "h", "о": "o", "р": "p", "с": "c", "т": "t",
-    "у": "y", "х": "x", "ѕ": "s", "і": "i", "ї": "i", "ј": "j", "ԁ": "d", "ԛ": "q", "ԝ": "w", "ɡ": "g", "һ": "h",
-    "α": "a", "β": "b", "ε": "e", "ι": "i", "κ": "k", "ν": "v", "ο": "o", "ρ": "p", "τ": "t", "υ": "u", "χ": "x",
-    "ϲ": "c", "ɑ": "a", "ı": "i", "ł": "l", "ø": "o", "đ": "d", "ħ": "h", "ŧ": "t", "ß": "ss", "æ": "ae", "œ": "oe",
-    "ä": "ae", "ö": "oe", "ü": "ue",
-})
-_LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b", "9": "g",
-                       "@": "a", "$": "s", "!": "i", "|": "l", "+": "t", "€": "e"})
-_SPACED = re.compile(r"\b(?:[a-z][\s.\-_*~]+){2,}[a-z]\b")
-_REPEATS = re.compile(r"([a-z])\1{2,}")
+# Top-level categories (a sub-category such as "violence/graphic" refuses when its parent is enabled).
+CATEGORIES = ("sexual/minors", "sexual", "harassment", "hate", "self-harm", "violence", "illicit",
+              "public-figures", "copyrighted-characters", "custom")
+# Most severe first: a prompt that several rules flag is refused under the first.
+SEVERITY = ("custom", "sexual/minors", "self-harm/instructions", "self-harm/intent", "self-harm", "hate/threatening",
+            "hate", "illicit/violent", "violence/graphic", "illicit", "violence", "harassment/threatening", "sexual",
+            "harassment", "public-figures", "copyrighted-characters")
 
 
-def _fold(text: str) -> str:
-    text = unicodedata.normalize("NFKC", text).translate(_ZERO_WIDTH).lower()
-    text = text.translate(_CONFUSABLES)
-    text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
-    return text
+def top_category(category: str) -> str:
+    """'violence/graphic' -> 'violence'; 'sexual/minors' stays itself (a category of its own)."""
+    return category if category == "sexual/minors" or "/" not in category else category.split("/")[0]
 
 
 def normalise(text: str) -> list[str]:
-    """Variants of ``text`` that the patterns are matched against (plain, leetspeak undone, joined)."""
-    base = _fold(text)
-    variants = [base]
-    # Leetspeak only inside words that mix letters and leet characters ("k1ll", "p0rn", "$ex").
-    leet = re.sub(r"\S*[a-z]\S*", lambda m: m.group(0).translate(_LEET), base)
-    variants.append(leet)
-    variants.append(leet.replace("1", "l").replace("|", "l"))
-    # joined with a leading article kept apart too ("a z e b r a" -> "a zebra")
-    variants += [_SPACED.sub(lambda m: m.group(0)[:2] + m.group(0)[2:] if m.group(0)[0] not in "ai"
-                             else m.group(0)[0] + " " + re.sub(r"[\s.\-_*~]+", "", m.group(0)[1:]), v)
-                 for v in variants]
-    out = []
-    for v in variants:
-        v = _SPACED.sub(lambda m: re.sub(r"[\s.\-_*~]+", "", m.group(0)), v)
-        v = _REPEATS.sub(r"\1", v)
-        v = re.sub(r"[^a-z0-9 ]+", " ", v)
-        v = re.sub(r"\s+", " ", v).strip()
-        if v not in out:
-            out.append(v)
-    return out
-
-
-def _compile(patterns) -> re.Pattern:
-    return re.compile(r"\b(?:" + "|".join(f"(?:{p})" for p in patterns) + r")\b")
-
-
-_RULES = {cat: _compile(p) for cat, p in terms.CATEGORIES.items()}
-_MINOR = _compile(terms.MINOR)
-_BENIGN = _compile(terms.BENIGN)
+    """The normalised readings of ``text`` that the rules read (see :func:`tenku.safety.normalize.variants`)."""
+    return variants(text)
 
 
 class ModerationUnavailableError(TenkuError):
@@ -95,26 +68,40 @@ class ModerationUnavailableError(TenkuError):
 
 
 class ModerationError(TenkuError):
-    """A prompt (or output) was refused by moderation; ``category`` names why."""
+    """A text (or an output) was refused by moderation; ``category`` names why, ``advice`` what to change."""
 
-    def __init__(self, category: str, message: str, result: "ModerationResult | None" = None):
+    def __init__(self, category: str, message: str, result: "ModerationResult | None" = None, advice: str = ""):
         super().__init__(message)
         self.category = category
         self.result = result
+        self.advice = advice
         self.code = "moderation_blocked"
 
 
 @dataclass(frozen=True)
 class ModerationResult:
     allowed: bool
-    category: str | None = None  # the first (most severe) category flagged
+    category: str | None = None  # the most severe category flagged
     categories: tuple[str, ...] = ()
-    matched: tuple[str, ...] = ()  # the normalised terms that matched
-    source: str = "rules"  # rules | deny_list | endpoint | frames
+    matched: tuple[str, ...] = ()  # the normalised words that made each rule fire
+    source: str = "rules"  # rules | deny_list | classifier | profanity-check | endpoint | frames | disabled
+    rules: tuple[str, ...] = ()  # which rule fired, one per category
+
+    @property
+    def advice(self) -> str:
+        return advice_for(self.category)
 
     def to_dict(self) -> dict:
         return {"allowed": self.allowed, "category": self.category, "categories": list(self.categories),
-                "matched": list(self.matched), "source": self.source}
+                "matched": list(self.matched), "source": self.source, "rules": list(self.rules),
+                "advice": self.advice if not self.allowed else ""}
+
+
+def advice_for(category: str | None) -> str:
+    if category is None:
+        return ""
+    return (CATEGORIES_ADVICE.get(category) or CATEGORIES_ADVICE.get(top_category(category))
+            or "rephrase it without the flagged content")
 
 
 def _env_list(name: str) -> tuple[str, ...]:
@@ -124,9 +111,10 @@ def _env_list(name: str) -> tuple[str, ...]:
 @dataclass(frozen=True)
 class ModerationConfig:
     enabled: bool = True
-    categories: tuple[str, ...] = CATEGORIES  # categories that refuse
+    categories: tuple[str, ...] = CATEGORIES  # categories that refuse (a parent enables its sub-categories)
     allow: tuple[str, ...] = ()  # phrases removed before matching (e.g. a licensed character)
     deny: tuple[str, ...] = ()  # phrases that always refuse (category "custom")
+    classifier: bool = True  # the trained classifier layers (tenku's own, and alt-profanity-check if installed)
     endpoint_url: str | None = None  # OpenAI-compatible moderation endpoint
     endpoint_api_key: str | None = None
     endpoint_model: str = "omni-moderation-latest"
@@ -134,39 +122,65 @@ class ModerationConfig:
 
     @classmethod
     def from_env(cls) -> "ModerationConfig":
-        return cls(enabled=os.environ.get("TENKU_MODERATION", "1") not in ("0", "off", "false"),
+        off = ("0", "off", "false", "no")
+        return cls(enabled=os.environ.get("TENKU_MODERATION", "1").lower() not in off,
                    allow=_env_list("TENKU_MODERATION_ALLOW"), deny=_env_list("TENKU_MODERATION_DENY"),
+                   classifier=os.environ.get("TENKU_MODERATION_CLASSIFIER", "1").lower() not in off,
                    endpoint_url=os.environ.get("TENKU_MODERATION_URL") or None,
                    endpoint_api_key=os.environ.get("TENKU_MODERATION_API_KEY") or None,
                    endpoint_model=os.environ.get("TENKU_MODERATION_MODEL", "omni-moderation-latest"))
 
+    def refuses(self, category: str) -> bool:
+        return category in self.categories or top_category(category) in self.categories
+
 
 def _phrase_pattern(phrases) -> re.Pattern | None:
-    words = [r"\s+".join(re.escape(w) for w in normalise(p)[0].split()) for p in phrases if normalise(p)[0]]
+    words = []
+    for p in phrases:
+        v = variants(p, lemmas=False)
+        if v:
+            words.append(r"\s+".join(re.escape(w) for w in v[0].split()))
     return re.compile(r"\b(?:" + "|".join(words) + r")\b") if words else None
 
 
-def _rules(text: str, cfg: ModerationConfig) -> ModerationResult:
-    variants = normalise(text)
-    allow = _phrase_pattern(cfg.allow)
-    deny = _phrase_pattern(cfg.deny)
-    found: dict[str, str] = {}
-    for v in variants:
-        if deny is not None and (m := deny.search(v)):
-            found.setdefault("custom", m.group(0))
-        v = _BENIGN.sub(" ", v)
-        if allow is not None:
-            v = allow.sub(" ", v)
-        for cat, rx in _RULES.items():
-            if (m := rx.search(v)):
-                found.setdefault(cat, m.group(0))
-        if "sexual" in found and (m := _MINOR.search(v)):
-            found.setdefault("sexual/minors", f"{found['sexual']} + {m.group(0)}")
-    cats = tuple(c for c in CATEGORIES if c in found and c in cfg.categories)
+def _decide(found: dict[str, rules.Hit], cfg: ModerationConfig, source: str) -> ModerationResult:
+    cats = sorted((c for c in found if cfg.refuses(c)), key=lambda c: SEVERITY.index(c) if c in SEVERITY else 99)
     if not cats:
-        return ModerationResult(True)
-    source = "deny_list" if cats[0] == "custom" else "rules"
-    return ModerationResult(False, cats[0], cats, tuple(found[c] for c in cats), source)
+        return ModerationResult(True, source=source)
+    return ModerationResult(False, cats[0], tuple(cats), tuple(found[c].evidence for c in cats),
+                            "deny_list" if cats[0] == "custom" else source, tuple(found[c].rule for c in cats))
+
+
+def check_rules(text: str, cfg: ModerationConfig | None = None, lemmas: bool = True) -> ModerationResult:
+    """The deny list and the rules alone, on every normalised reading of ``text``."""
+    cfg = cfg or ModerationConfig()
+    allow, deny = _phrase_pattern(cfg.allow), _phrase_pattern(cfg.deny)
+    found: dict[str, rules.Hit] = {}
+    readings = variants(text, lemmas=False)
+
+    def stages():
+        yield readings
+        if lemmas:  # the lemmatiser loads only when the plain readings refuse nothing
+            yield [v for v in variants(text) if v not in readings]
+
+    for stage in stages():
+        for v in stage:
+            if deny is not None and (m := deny.search(v)):
+                found.setdefault("custom", rules.Hit("custom", m.group(0), "deny list"))
+            if allow is not None:
+                v = allow.sub(" x ", v)
+            for hit in rules.find(v):
+                found.setdefault(hit.category, hit)
+        result = _decide(found, cfg, "rules")
+        if not result.allowed:  # a refusal needs no lemmatiser load
+            return result
+    squashed_deny = [variants(p, lemmas=False)[0].replace(" ", "") for p in cfg.deny]
+    for run in squashed_runs(text):
+        if (m := next((d for d in squashed_deny if d and d in run), None)):
+            found.setdefault("custom", rules.Hit("custom", m, "deny list"))
+        for hit in rules.find_in_squashed(run):
+            found.setdefault(hit.category, hit)
+    return _decide(found, cfg, "rules")
 
 
 def _endpoint(text: str, cfg: ModerationConfig) -> ModerationResult:
@@ -191,38 +205,50 @@ def _endpoint(text: str, cfg: ModerationConfig) -> ModerationResult:
                          "OpenAI-compatible /v1/moderations response; fix TENKU_MODERATION_URL or unset it") from None
     if not result.get("flagged"):
         return ModerationResult(True, source="endpoint")
-    cats = tuple(sorted(k for k, v in (result.get("categories") or {}).items() if v)) or ("flagged",)
+    flagged = [k for k, v in (result.get("categories") or {}).items() if v]
+    cats = tuple(sorted(flagged, key=lambda c: SEVERITY.index(c) if c in SEVERITY else 99)) or ("flagged",)
     return ModerationResult(False, cats[0], cats, (), "endpoint")
 
 
 def check_prompt(text: str, config: ModerationConfig | None = None) -> ModerationResult:
-    """Decide whether ``text`` may be generated. Rules first, then the endpoint if configured."""
+    """Decide whether ``text`` may reach the model: rules, then the classifiers, then the endpoint if set."""
     cfg = config or ModerationConfig.from_env()
     if not isinstance(text, str):
         raise TenkuError(f"a prompt must be text, got {type(text).__name__}")
     if not cfg.enabled or not text.strip():
         return ModerationResult(True, source="disabled" if not cfg.enabled else "rules")
-    result = _rules(text, cfg)
+    result = check_rules(text, cfg)
+    if result.allowed and cfg.classifier:
+        from tenku.safety import moderation_classifier as clf
+
+        for layer in clf.layers():
+            flagged = layer(text)
+            if flagged is not None and cfg.refuses(flagged.category):
+                return flagged
     if result.allowed and cfg.endpoint_url:
         result = _endpoint(text, cfg)
     return result
 
 
 def _refuse(result: ModerationResult, what: str, text: str = "") -> None:
-    digest = hashlib.sha256(text.encode()).hexdigest()[:12]
-    log.warning("moderation refused %s: category=%s matched=%s source=%s sha256=%s", what, result.category,
-                ",".join(result.matched), result.source, digest)
-    detail = f" (matched {result.matched[0]!r})" if result.matched else ""
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+    log.warning("moderation refused %s: category=%s rule=%s matched=%s source=%s sha256=%s", what, result.category,
+                ",".join(result.rules), ",".join(result.matched), result.source, digest)
+    why = f"{result.rules[0]}: {result.matched[0]!r}" if result.rules and result.matched else result.source
+    advice = advice_for(result.category)
     raise ModerationError(result.category or "flagged",
-                          f"{what} refused by moderation: category {result.category!r}{detail}; tenku does not "
-                          "generate this kind of content; rephrase the prompt", result)
+                          f"{what} refused by moderation: category {result.category!r} ({why}); to go on, {advice}",
+                          result, advice)
 
 
-def ensure_allowed(text: str, config: ModerationConfig | None = None) -> ModerationResult:
-    """:func:`check_prompt`, raising :class:`ModerationError` on refusal (and logging it)."""
+def ensure_allowed(text: str | None, config: ModerationConfig | None = None, what: str = "prompt") -> ModerationResult:
+    """:func:`check_prompt`, raising :class:`ModerationError` on refusal (and logging it). ``what`` names the
+    text in the message ("negative prompt", "expanded prompt", "caption"); None and "" pass."""
+    if text is None:
+        return ModerationResult(True)
     result = check_prompt(text, config)
     if not result.allowed:
-        _refuse(result, "prompt", text)
+        _refuse(result, what, text)
     return result
 
 
@@ -254,4 +280,3 @@ def check_frames(frames, raise_on_refusal: bool = True) -> ModerationResult:
                         "output")
             return result
     return ModerationResult(True, source="frames")
-
