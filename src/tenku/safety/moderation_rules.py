@@ -50,6 +50,11 @@ def _compiled() -> dict[str, re.Pattern]:
     return c
 
 
+_ANIMALS = {"pig", "cow", "schwein", "sau", "kuh"}
+_NAMING = {"a", "an", "as", "als", "ein", "eine", "you", "du", "fat", "fette", "fetten", "fetter", "dumme", "dummes",
+           "dummer", "stupid", "ugly", "dirty", "disgusting", "called", "is", "ist", "bist", "like", "wie"}
+
+
 def _spans(rx: re.Pattern, text: str) -> list[tuple[int, int, str]]:
     """(first word index, last word index, matched text) of every match."""
     out = []
@@ -161,7 +166,10 @@ def find(text: str) -> list[Hit]:
     if targets:
         you = [x for x in targets if x[2] in ("you", "u", "ya", "du", "dich", "dir")]
         other = [x for x in targets if x not in you]
-        insults = _spans(c["INSULT"], text)
+        words = text.split()
+        # an animal is an insult where it names the person ("called a pig", "als fette Kuh"), not "his pig"
+        insults = [x for x in _spans(c["INSULT"], text) if x[2] not in _ANIMALS
+                   or (x[0] > 0 and words[x[0] - 1] in _NAMING)]
         acts = _spans(c["HARASS_ACT"], text)
         pair = _near(other, insults + acts, 12) or _near(you, insults, 3, order=True)
         if pair:
