@@ -173,11 +173,13 @@ class Captioner:
         if path is not None and path.is_file():
             try:
                 text = json.loads(path.read_text())["caption"]
+                _check_caption(text)
                 self._count("cache_hits")
                 return text, True
             except (json.JSONDecodeError, KeyError, TypeError):
                 pass  # a damaged entry is simply asked again and overwritten
         text = self._ask(jpegs)
+        _check_caption(text)  # a caption that moderation refuses is not kept (the clip goes uncaptioned)
         if path is not None:
             from tenku.media import atomic_path
 
@@ -236,6 +238,17 @@ class Captioner:
             if attempt < self.cfg.retries:
                 time.sleep(wait)
         raise CaptionerError(f"the captioner at {self.endpoint} failed {self.cfg.retries + 1} times; last: {last}")
+
+
+def _check_caption(text: str) -> None:
+    """The same moderation as prompts (rules and classifiers; the deployment's lists are not read here): a
+    refused caption is a :class:`CaptionerError` naming the category, so the clip is counted as failed."""
+    from tenku.safety.moderation import ModerationConfig, ModerationError, ensure_allowed
+
+    try:
+        ensure_allowed(text, ModerationConfig(), what="caption")
+    except ModerationError as e:
+        raise CaptionerError(str(e)) from None
 
 
 def _answer_text(answer: dict) -> str:
