@@ -3,7 +3,7 @@
     python benchmarks/generate_e2e.py --seconds 4 --repeats 3
     python benchmarks/generate_e2e.py --model PATH --seconds 8 --no-sign --text-cache-ablation
 
-Stages, as `tenku generate` runs them (tenku.pipeline.TenkuPipeline and tenku.pipeline.output.save_output):
+Stages, as `tenku generate` runs them (tenku.pipeline.TenkuPipeline and the marked writer, tenku.safety.writer):
 ``load`` (pipeline folder), ``text`` (text encoder, once per generation), ``denoise`` (all sampler
 steps, CFG batched), ``decode`` (VAE, streamed in time chunks), ``mark`` (output-frame check and
 invisible watermark), ``encode`` (H.264 .mp4), ``sign`` (C2PA manifest). ``cli`` is the wall time of
@@ -85,44 +85,51 @@ class _Stopwatch:
         self._t = (time.perf_counter(), time.process_time())
 
 
-def one_generation(pipe, prompt: str, r: dict, seed: int, out: Path, sign: bool) -> tuple[dict, dict]:
-    """Run every stage once; returns (wall seconds, CPU seconds) per stage."""
+def one_generation(pipe, prompt: str, request, out: Path, sign: bool) -> tuple[dict, dict]:
+    """Run every stage once, through the pipeline's public steps; returns (wall seconds, CPU seconds) per stage."""
     import torch
 
     from tenku import media
+    from tenku.safety import watermark, writer
 
-    gen, _ = pipe.make_generator(seed, None)
-    shape = (1, *pipe.latent_shape(r["num_frames"], r["height"], r["width"]))
-    noise = torch.randn(shape, generator=gen, dtype=torch.float32)
+    s = request.sample
+    gen = torch.Generator().manual_seed(request.seed)
+    noise = torch.randn((1, *pipe.geometry.latent_shape(s.num_frames, s.height, s.width)), generator=gen)
     sw = _Stopwatch()
-    cond, uncond = pipe.encode_prompt(prompt, None, float(r["guidance"]))
+    cond, uncond = pipe.encode_prompt(prompt, None, float(s.guidance))
     sw.lap("text")
-    z = pipe._generate(cond, uncond, noise, r["num_steps"], float(r["guidance"]), r["sampler"], progress=False)
+    z = pipe.denoise(cond, uncond, noise, s, progress=False)
     sw.lap("denoise")
     frames = pipe.decode(z)
     sw.lap("decode")
-    meta = pipe.metadata(prompt, None, seed, r)
+    meta = pipe.metadata(request)
     if sign:
-        from tenku.safety import outputs as safety
-
         sw.skip()
-        frames, mark = safety.prepare_frames(frames, meta)
+        payload, mark = writer.watermark_for(meta)
+        pipe.safety.check_frames(frames)
+        frames = watermark.embed(frames, payload)
         sw.lap("mark")
         unsigned = out.with_name(f".{out.stem}.unsigned{out.suffix}")
-        media.write_video(unsigned, frames, fps=r["fps"])
+        media.write_video(unsigned, frames, fps=s.fps)
         sw.lap("encode")
-        safety.sign_output(unsigned, meta, mark, dest=out)
+        writer.sign(unsigned, out, meta, mark)
         sw.lap("sign")
         unsigned.unlink(missing_ok=True)
     else:
         sw.skip()
-        media.write_video(out, frames, fps=r["fps"])
+        media.write_video(out, frames, fps=s.fps)
         sw.lap("encode")
         sw.wall.update(mark=0.0, sign=0.0)
         sw.cpu.update(mark=0.0, sign=0.0)
     for d in (sw.wall, sw.cpu):
         d["total"] = sum(d[s] for s in STAGES)
     return sw.wall, sw.cpu
+
+
+def _request(pipe, seconds: float, args, seed: int):
+    """The request `tenku generate --seconds S` makes (prompt as given, no expansion)."""
+    return pipe.request(args.prompt, seconds=seconds, fps=args.fps, num_steps=args.steps, guidance=args.guidance,
+                        seed=seed, expand=False)
 
 
 def stage_run(model: Path, seconds: float, args) -> dict:
@@ -133,31 +140,25 @@ def stage_run(model: Path, seconds: float, args) -> dict:
     t0 = time.perf_counter()
     pipe = TenkuPipeline.from_pretrained(model)
     load = time.perf_counter() - t0
-    fps = args.fps or pipe.sample_config.fps
-    r = pipe.resolve(num_frames=pipe.nearest_num_frames(seconds * fps), fps=fps, num_steps=args.steps,
-                     guidance=args.guidance, sampler=None, height=None, width=None)
     sign = not args.no_sign
-    if sign:
-        try:
-            from tenku.safety import outputs  # noqa: F401
-        except ImportError:
-            sign = False
     runs, cpu_runs = [], []
     with tempfile.TemporaryDirectory() as d:
         with torch.no_grad():
             for i in range(args.warmup + args.repeats):
-                wall, cpu = one_generation(pipe, args.prompt, r, args.seed + i, Path(d) / f"clip{i}.mp4", sign)
+                request = _request(pipe, seconds, args, args.seed + i)
+                wall, cpu = one_generation(pipe, args.prompt, request, Path(d) / f"clip{i}.mp4", sign)
                 if i >= args.warmup:
                     runs.append(wall)
                     cpu_runs.append(cpu)
+    r = request.sample
     stages = {s: summary([run[s] for run in runs]) for s in (*STAGES, "total")}
     cpu_stages = {s: summary([run[s] for run in cpu_runs]) for s in (*STAGES, "total")}
-    return {"seconds": seconds, "num_frames": r["num_frames"], "fps": r["fps"], "size": [r["width"], r["height"]],
-            "steps": r["num_steps"], "guidance": r["guidance"], "sampler": r["sampler"],
-            "tokens": pipe.num_tokens(pipe.latent_shape(r["num_frames"], r["height"], r["width"])),
+    return {"seconds": seconds, "num_frames": r.num_frames, "fps": r.fps, "size": [r.width, r.height],
+            "steps": r.num_steps, "guidance": r.guidance, "sampler": r.sampler,
+            "tokens": pipe.geometry.num_tokens(pipe.geometry.latent_shape(r.num_frames, r.height, r.width)),
             "load_s": load, "signed": sign, "stages": stages, "cpu_stages": cpu_stages,
-            "realtime_factor": (r["num_frames"] / r["fps"]) / stages["total"]["median"],
-            "realtime_factor_cpu": (r["num_frames"] / r["fps"]) / cpu_stages["total"]["median"],
+            "realtime_factor": (r.num_frames / r.fps) / stages["total"]["median"],
+            "realtime_factor_cpu": (r.num_frames / r.fps) / cpu_stages["total"]["median"],
             "peak_rss_mb": peak_rss_mb()}
 
 
@@ -170,24 +171,21 @@ def text_cache_ablation(model: Path, seconds: float, args) -> dict:
     from tenku.pipeline import TenkuPipeline
 
     pipe = TenkuPipeline.from_pretrained(model)
-    fps = args.fps or pipe.sample_config.fps
-    r = pipe.resolve(num_frames=pipe.nearest_num_frames(seconds * fps), fps=fps, num_steps=args.steps,
-                     guidance=args.guidance, sampler=None, height=None, width=None)
-    shape = (1, *pipe.latent_shape(r["num_frames"], r["height"], r["width"]))
+    r = _request(pipe, seconds, args, args.seed).sample
+    shape = (1, *pipe.geometry.latent_shape(r.num_frames, r.height, r.width))
     noise = torch.randn(shape, generator=torch.Generator().manual_seed(args.seed))
-    cond, uncond = pipe.encode_prompt(args.prompt, None, float(r["guidance"]))
+    cond, uncond = pipe.encode_prompt(args.prompt, None, float(r.guidance))
     outs = {}
 
     def denoise(flag: bool):
         def run():
             pipe.cache_text = flag
-            outs[flag] = pipe._generate(cond, uncond, noise, r["num_steps"], float(r["guidance"]), r["sampler"],
-                                        progress=False)
+            outs[flag] = pipe.denoise(cond, uncond, noise, r, progress=False)
         return run
 
     with torch.no_grad():
         res = time_interleaved({"cached": denoise(True), "per_step": denoise(False)}, args.repeats, args.warmup)
-    return {"text_tokens": int(cond[1].sum()), "steps": r["num_steps"], "denoise": res,
+    return {"text_tokens": int(cond[1].sum()), "steps": r.num_steps, "denoise": res,
             "speedup": {k: res["per_step"][k]["median"] / res["cached"][k]["median"] for k in ("wall", "cpu")},
             "max_abs_diff": float((outs[True] - outs[False]).abs().max())}
 

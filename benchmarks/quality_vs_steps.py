@@ -76,7 +76,7 @@ def sampling_settings(model: Path, suite: str) -> dict:
     pipe = TenkuPipeline.from_pretrained(model)
     cfg = SUITES[suite]
     T = int(round(cfg.seconds * cfg.fps)) + 1  # the suite's clips: 2 s at 8 fps = 17 frames
-    tokens = pipe.num_tokens(tuple(pipe.latent_shape(T, cfg.height, cfg.width)))
+    tokens = pipe.geometry.num_tokens(pipe.geometry.latent_shape(T, cfg.height, cfg.width))
     return {"sampler": pipe.sample_config.sampler, "guidance": pipe.sample_config.guidance,
             "flow": pipe.flow_config.to_dict(), "frames": T, "size": [cfg.height, cfg.width], "tokens": tokens,
             "shift": compute_shift(tokens, pipe.flow_config)}

@@ -62,7 +62,7 @@ def run_kind(pipe, kind: str, clip, other, prompt: str, seed: int, match: bool) 
     if kind == "backward":
         return seam_scores(out, [len(out) - n - 1])
     from tenku.pipeline import longvideo as lv
-    from tenku.pipeline.modes import default_context, window_latents
+    from tenku.pipeline.request import default_context, window_latents
 
     W = window_latents(pipe)
     seams, pos = [], n - 1

@@ -26,7 +26,7 @@ from test_safety_watermark import _attacks, _bit_accuracy, _bits, _resize  # noq
 
 from tenku import media  # noqa: E402
 from tenku.safety import watermark as wm  # noqa: E402
-from tenku.safety.outputs import WATERMARK_SCHEME  # noqa: E402
+from tenku.safety.writer import WATERMARK_SCHEME  # noqa: E402
 
 
 def world_clips(split: str, per_background: int, start: int = 0):
@@ -67,7 +67,7 @@ def main() -> None:
             t0 = time.perf_counter()
             marked = wm.embed(clip, payload)
             t_embed, n_embed = t_embed + time.perf_counter() - t0, n_embed + 1
-            psnrs.append(wm.psnr(marked, clip))
+            psnrs.append(media.psnr(marked, clip))
             path = media.write_video(tmp / f"m{i}.mp4", marked, 8)
             attacks = {"none (CRF 18 encode)": media.read_video(path)[0], **_attacks(path, tmp)}
             for name, frames in attacks.items():

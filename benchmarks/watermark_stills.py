@@ -11,6 +11,7 @@ marked before: the figure to compare with.
 
 from __future__ import annotations
 
+import functools
 import sys
 import tempfile
 import time
@@ -40,13 +41,8 @@ def main() -> None:
     from tenku.pipeline.output import save_output_stream
     from tenku.safety import watermark
 
-    if args.plain:
-        plain = watermark._embed
-        def once(frames, payload, key=watermark.DEFAULT_KEY, strength=watermark.STRENGTH, start=0):
-            out = plain(frames[None] if frames.ndim == 3 else frames, payload, key, strength, start)
-            return out[0] if frames.ndim == 3 else out
-
-        watermark.embed = once
+    if args.plain:  # the writer marks through watermark.embed: keep the plain mark on stills
+        watermark.embed = functools.partial(watermark.embed, still_boost=False)
     pipe = TenkuPipeline.from_pretrained()
     rows, start = [], time.time()
     with tempfile.TemporaryDirectory() as tmp:

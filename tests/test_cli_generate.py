@@ -8,6 +8,7 @@ import av
 import numpy as np
 import pytest
 
+from tenku import media
 from tenku.testing import make_tiny_pipeline
 
 
@@ -45,9 +46,7 @@ def test_seconds_round_to_valid_frames_and_default_name(model, tmp_path):
         assert sum(1 for _ in c.decode(video=0)) == 17  # 2 s x 8 fps = 16 -> nearest 1 + 4k = 17
 
 
-def _psnr(a, b):
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+_psnr = media.psnr
 
 
 def test_png_output_is_one_frame_reproducible_across_processes(model, tmp_path):

@@ -11,8 +11,10 @@ import torch
 from tenku.errors import MediaError, TenkuError, UnsupportedSizeError
 from tenku.pipeline import TenkuPipeline
 from tenku.pipeline import longvideo as lv
-from tenku.pipeline.modes import (Connect, Edit, Extend, ImageToVideo, Loop, TextToImage, TextToVideo, fit_frames,
-                                  resample_time)
+from tenku.media import cover_frames as fit_frames
+from tenku.media import psnr
+from tenku.pipeline.inputs import resample_time
+from tenku.pipeline.modes import Connect, Edit, Extend, ImageToVideo, Loop, TextToImage, TextToVideo
 from tenku.testing import make_tiny_pipeline
 
 FAST = dict(num_steps=2, progress=False, expand=False)
@@ -29,11 +31,6 @@ def clip():
 
     spec = sample_scene(3, "train", "bounce_walls", width=32, height=32, fps=8, seconds=2)
     return make_clip(spec).frames  # (17, 32, 32, 3)
-
-
-def psnr(a, b):
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return 10 * np.log10(255.0**2 / max(mse, 1e-12))
 
 
 def roundtrip(pipe, frames):
@@ -77,7 +74,8 @@ def test_schedules_add_up():
 
 def test_long_text_to_video_is_windowed_and_matches_one_window_when_short(pipe):
     one = pipe("a red ball", seed=3, **FAST)
-    direct = pipe._run("a red ball", seed=3, num_steps=2, progress=False)
+    noise = torch.randn((1, *pipe.geometry.latent_shape(9, 32, 32)), generator=torch.Generator().manual_seed(3))
+    direct = pipe("a red ball", latents=noise, seed=3, **FAST)  # explicit noise: one window, drawn as the first is
     assert np.array_equal(one.frames, direct.frames) and one.metadata["windows"] == 1
     out, seen = windows_of(pipe, "a red ball", TextToVideo(), seed=3, num_frames=33)
     assert out.frames.shape == (33, 32, 32, 3) and len(seen) == 4 and out.metadata["windows"] == 4
@@ -137,7 +135,7 @@ def test_extend_backward_keeps_the_video_and_conditions_on_its_start(pipe, clip)
     assert np.array_equal(out.frames[17:], clip)
     first = seen[0]
     assert first["cond_mask"].tolist() == [False, False, True]  # the window ends on the video's start
-    runner = lv.WindowRunner(pipe, None, None, {"height": 32, "width": 32}, None, 1)
+    runner = lv.WindowRunner(pipe, None, None, pipe.request("x", height=32, width=32), None, 1)
     assert torch.equal(first["cond_latents"][:, :, 2:], runner.encode_tail(clip, 1))
     assert_clean_held(seen)
 
@@ -147,7 +145,7 @@ def test_loop_ends_on_its_own_first_frames(pipe):
     assert out.frames.shape == (25, 32, 32, 3)
     last = seen[-1]
     assert last["cond_mask"].tolist() == [True, False, True]
-    runner = lv.WindowRunner(pipe, None, None, {"height": 32, "width": 32}, None, 1)
+    runner = lv.WindowRunner(pipe, None, None, pipe.request("x", height=32, width=32), None, 1)
     assert torch.equal(last["cond_latents"][:, :, 2:], runner.encode_tail(out.frames, 1))  # the start
     assert torch.equal(last["cond_latents"][:, :, :1], pipe.encode_frames(out.frames[-5:-4]))
     assert_clean_held(seen)
@@ -258,16 +256,15 @@ def test_callback_counts_steps_across_windows(pipe):
     assert [d["window"] for d in seen] == [0, 0, 1, 1, 2, 2]
 
 
-def test_sixty_second_run_keeps_memory_flat(pipe, tmp_path, monkeypatch):
+def test_sixty_second_run_keeps_memory_flat(pipe, tmp_path):
     """481 frames (60 s at 8 fps) in 60 windows at 16x16, streamed into an mp4: the peak of traced
     allocations stays at the level of a 6-window run, while collecting the frames grows it. (Watermark
     and C2PA signing are off here: tests/test_safety_* cover them on the same save path.)"""
     import tracemalloc
 
-    monkeypatch.setenv("TENKU_PROVENANCE", "0")
-
     from tenku.media import probe
     from tenku.pipeline.output import save_output_stream
+    from tenku.safety.policy import Safety
 
     def peak(n, collect=False):
         stream = pipe.stream("a ball", num_frames=n, height=16, width=16, seed=0, num_steps=1, guidance=1.0,
@@ -277,7 +274,7 @@ def test_sixty_second_run_keeps_memory_flat(pipe, tmp_path, monkeypatch):
             held = list(stream.frames)
             assert sum(len(p) for p in held) == n
         else:
-            save_output_stream(stream, tmp_path / f"{n}.mp4")
+            save_output_stream(stream, tmp_path / f"{n}.mp4", safety=Safety(provenance=False))
         p = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
         return p, stream
@@ -314,7 +311,7 @@ def test_guidance_interval_and_negative_prompt(pipe):
 
 
 def test_run_mode_adapter_for_named_modes(pipe, clip):
-    from tenku.pipeline.modes import run_mode
+    from tenku.serve.modes import run_mode
 
     out = run_mode(pipe, mode="extend", prompt="a ball", source=clip, num_frames=8, height=32, width=32, fps=8,
                    seed=0, progress=False, num_steps=1)

@@ -48,8 +48,8 @@ def test_bad_sizes_list_valid_ones(pipe):
         pipe("x", width=0)
     with pytest.raises(UnsupportedSizeError, match="fps must be positive"):
         pipe("x", fps=0)
-    assert pipe.nearest_num_frames(16) == 17 and pipe.nearest_num_frames(10.9) == 9
-    assert pipe.nearest_num_frames(0.2) == 1
+    assert pipe.geometry.nearest_num_frames(16) == 17 and pipe.geometry.nearest_num_frames(10.9) == 9
+    assert pipe.geometry.nearest_num_frames(0.2) == 1
 
 
 def test_other_sizes_single_frame_and_heun(pipe):
@@ -86,15 +86,16 @@ def test_guidance_one_skips_the_unconditional_pass(pipe):
 def test_conditioning_frames_are_held(pipe):
     cond, uncond = pipe.encode_prompt("x", None, 2.0)
     g = torch.Generator().manual_seed(0)
-    shape = (1, *pipe.latent_shape(9, 32, 32))
+    shape = (1, *pipe.geometry.latent_shape(9, 32, 32))
     noise = torch.randn(shape, generator=g)
     given = torch.randn(shape, generator=g)
     mask = torch.tensor([True, False, False])
-    z = pipe._generate(cond, uncond, noise, 3, 2.0, cond_latents=given, cond_mask=mask, progress=False)
+    steps = lambda n: pipe.sample_config.resolve(num_steps=n, guidance=2.0)  # noqa: E731
+    z = pipe.denoise(cond, uncond, noise, steps(3), cond_latents=given, cond_mask=mask, progress=False)
     assert torch.equal(z[:, :, 0], given[:, :, 0]) and not torch.allclose(z[:, :, 1:], given[:, :, 1:])
     # editing: partial denoising of given latents stays closer to them than a fresh sample
-    edit = pipe._generate(cond, uncond, noise, 8, 2.0, init_latents=given, strength=0.3, progress=False)
-    fresh = pipe._generate(cond, uncond, noise, 8, 2.0, progress=False)
+    edit = pipe.denoise(cond, uncond, noise, steps(8), init_latents=given, strength=0.3, progress=False)
+    fresh = pipe.denoise(cond, uncond, noise, steps(8), progress=False)
     assert (edit - given).abs().mean() < (fresh - given).abs().mean()
 
 
@@ -102,11 +103,14 @@ def test_run_with_conditioning_frames_from_a_video(pipe):
     first = pipe("a red ball", seed=0)
     given = pipe.encode_frames(first.frames)  # (1, C, 3, 8, 8)
     assert given.shape == (1, 4, 3, 8, 8)
-    mask = torch.tensor([True, False, False])
-    out = pipe._run("a red ball", seed=1, cond_latents=given, cond_mask=mask, extra_metadata={"mode": "i2v"})
-    assert torch.equal(out.latents[:, :, 0], given[:, :, 0]) and out.metadata["mode"] == "i2v"
-    with pytest.raises(TenkuError, match=r"cond_latents must have shape \(1, 4, 3, 8, 8\)"):
-        pipe._run("x", cond_latents=given[:, :, :2], cond_mask=mask[:2])
+    # the first frame, given (image-to-video): its latent frame is held as encoded
+    from tenku.pipeline.modes import ImageToVideo
+
+    out = pipe("a red ball", seed=1, mode=ImageToVideo(image=first.frames[0]), match_seams=False)
+    head = pipe.encode_frames(first.frames[:1])
+    assert torch.equal(out.latents[:, :, 0], head[:, :, 0]) and out.metadata["mode"] == "image_to_video"
+    with pytest.raises(TenkuError, match=r"latents must have shape \(1, 4, 3, 8, 8\)"):
+        pipe("x", latents=given[:, :, :2])
 
 
 def test_save_pretrained_round_trip_gives_identical_frames(pipe, tmp_path):

@@ -12,7 +12,8 @@ import warnings
 
 import pytest
 
-from tenku.pipeline.prompt import BuiltinExpander, ChatEnhancer, EnhancerFallbackWarning, expand_prompt, find_objects
+from tenku.pipeline.prompt import ChatEnhancer, EnhancerFallbackWarning, expand_prompt
+from tenku.world.expand import BuiltinExpander, find_objects
 from tenku.world.captions import parse_caption
 
 KEYS = ("colors", "shapes", "sizes", "directions", "speeds", "backgrounds", "camera", "pairs")
@@ -93,10 +94,9 @@ def server():
     srv.server_close()
 
 
-def test_chat_enhancer_request_and_answer(server, monkeypatch):
-    monkeypatch.setenv("TENKU_ENHANCER_API_KEY", "sk-test")
+def test_chat_enhancer_request_and_answer(server):
     url = f"http://127.0.0.1:{server.server_port}/v1"
-    text, source = ChatEnhancer(url, "tiny-llm").expand("a red ball", seed=7)
+    text, source = ChatEnhancer(url, "tiny-llm", api_key="sk-test").expand("a red ball", seed=7)
     assert text.startswith("One object on a gray background.") and not text.endswith('"')
     assert source == "chat:tiny-llm"
     req = server.requests[0]

@@ -1,6 +1,8 @@
 """``tenku`` command line. Each subcommand lives in ``tenku/commands/<name>.py`` and exposes
 ``register(subparsers)``; its handler imports heavy modules only when it runs, so ``tenku --help``
 stays fast. A :class:`tenku.errors.TenkuError` is printed as ``error: ...`` (exit 2), never a traceback.
+This is the command line's edge: the safety policy is built here from the environment
+(:meth:`tenku.safety.policy.Safety.from_env`) and handed to the commands as ``args.safety``.
 """
 
 from __future__ import annotations
@@ -39,6 +41,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
+        from tenku.safety.policy import Safety
+
+        args.safety = Safety.from_env()
         rc = args.func(args)
         sys.stdout.flush()
     except TenkuError as e:

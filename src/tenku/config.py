@@ -205,47 +205,54 @@ def read_model_configs(folder: str | Path) -> tuple[VAEConfig | PatchVAEConfig, 
     return vae_config_from_dict(vae), DiTConfig.from_dict(dit)
 
 
-def spatial_multiple_of(vae: VAEConfig | PatchVAEConfig, dit: DiTConfig) -> tuple[int, int]:
-    """(height, width) multiples a model of these configs makes: VAE spatial factor x DiT patch size."""
-    _, ph, pw = dit.patch_size
-    return vae.spatial_factor * ph, vae.spatial_factor * pw
-
-
-# The model configuration of the default model shipped in tenku/assets/tenku-world-tiny, as plain field
-# dicts (the training recipe in tenku.train.presets stores them in its checkpoints as they are).
-WORLD_TINY_MODEL: dict[str, dict[str, Any]] = dict(
-    vae=dict(latent_channels=16, base_channels=16, channel_mult=(1, 2, 4, 8), num_res_blocks=1,
-             spatial_factor=8, temporal_factor=4),
-    dit=dict(in_channels=16, patch_size=(1, 2, 2), hidden_size=192, depth=6, num_heads=4,
-             mlp_ratio=3.0, text_dim=128),
-    text=dict(dim=128, depth=2, num_heads=4, mlp_ratio=3.0, max_length=256),
-    flow=dict(base_shift=1.0, shift_ref_tokens=256),
-    sample=dict(num_frames=17, height=64, width=64, fps=8, num_steps=16, guidance=4.0),
-)
-
-# Named configurations: the CLI uses the keys as choices. "tiny-test" is for unit tests (runs in
-# milliseconds), "world-tiny" is the default model (trains on a CPU: 64x64x17 clips -> 5x8x8 latents
-# -> 80 tokens), "1b" is a ~1B-parameter DiT for GPU benchmarks.
-PRESETS: dict[str, dict[str, ConfigBase]] = {
-    "tiny-test": {
-        "vae": VAEConfig(latent_channels=4, base_channels=8, channel_mult=(1, 1, 2), patch_size=2,
-                         spatial_factor=8, temporal_factor=4),
-        "dit": DiTConfig(in_channels=4, patch_size=(1, 2, 2), hidden_size=32, depth=2, num_heads=2,
-                         text_dim=32),
-        "text": TextEncoderConfig(dim=32, depth=1, num_heads=2, max_length=64),
-    },
-    "world-tiny": {
-        "vae": VAEConfig(**WORLD_TINY_MODEL["vae"]),
-        "dit": DiTConfig(**WORLD_TINY_MODEL["dit"]),
-        "text": TextEncoderConfig(**WORLD_TINY_MODEL["text"]),
-        "flow": FlowConfig(**WORLD_TINY_MODEL["flow"]),
-        "sample": SampleConfig(**WORLD_TINY_MODEL["sample"]),
-    },
-    "1b": {
-        "vae": VAEConfig(latent_channels=16, base_channels=64, channel_mult=(1, 2, 4, 4), num_res_blocks=2,
-                         spatial_factor=8, temporal_factor=4),
-        "dit": DiTConfig(in_channels=16, patch_size=(1, 2, 2), hidden_size=1536, depth=20, num_heads=16,
-                         text_dim=1024, grad_checkpointing=True),
-        "text": TextEncoderConfig(dim=1024, depth=4, num_heads=16, max_length=256),
-    },
+# The one table of named model configurations, as plain field dicts per component (what checkpoints and
+# sample.json store). "world-tiny" is the default model shipped in tenku/assets/tenku-world-tiny (trains on
+# a CPU: 64x64x17 clips -> 5x8x8 latents); "tiny" is what the training recipes of tenku.train.presets
+# "tiny" train (tests); "tiny-test" runs in milliseconds for unit tests of the models; "tiny-pipeline" is
+# the random pipeline of tenku.testing.make_tiny_pipeline (9 frames at 32x32).
+MODEL_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    "world-tiny": dict(
+        vae=dict(latent_channels=16, base_channels=16, channel_mult=(1, 2, 4, 8), num_res_blocks=1,
+                 spatial_factor=8, temporal_factor=4),
+        dit=dict(in_channels=16, patch_size=(1, 2, 2), hidden_size=192, depth=6, num_heads=4,
+                 mlp_ratio=3.0, text_dim=128),
+        text=dict(dim=128, depth=2, num_heads=4, mlp_ratio=3.0, max_length=256),
+        flow=dict(base_shift=1.0, shift_ref_tokens=256),
+        sample=dict(num_frames=17, height=64, width=64, fps=8, num_steps=16, guidance=4.0),
+    ),
+    "tiny": dict(
+        vae=dict(latent_channels=4, base_channels=8, channel_mult=(1, 2), num_res_blocks=1, spatial_factor=2,
+                 temporal_factor=2),
+        dit=dict(in_channels=4, patch_size=(1, 2, 2), hidden_size=32, depth=2, num_heads=2, mlp_ratio=2.0,
+                 text_dim=32),
+        text=dict(dim=32, depth=1, num_heads=2, mlp_ratio=2.0, max_length=64),
+        sample=dict(num_frames=5, height=16, width=16, fps=8, num_steps=2, guidance=2.0),
+    ),
+    "tiny-test": dict(
+        vae=dict(latent_channels=4, base_channels=8, channel_mult=(1, 1, 2), patch_size=2, spatial_factor=8,
+                 temporal_factor=4),
+        dit=dict(in_channels=4, patch_size=(1, 2, 2), hidden_size=32, depth=2, num_heads=2, text_dim=32),
+        text=dict(dim=32, depth=1, num_heads=2, max_length=64),
+    ),
+    "tiny-pipeline": dict(
+        vae=dict(latent_channels=4, base_channels=8, channel_mult=(1, 2, 2), spatial_factor=4, temporal_factor=4),
+        dit=dict(in_channels=4, patch_size=(1, 2, 2), hidden_size=32, depth=2, num_heads=2, text_dim=32),
+        text=dict(dim=32, depth=1, num_heads=2, max_length=64),
+        flow=dict(shift_ref_tokens=64),
+        sample=dict(num_frames=9, height=32, width=32, fps=8, num_steps=2, guidance=2.0, sampler="euler"),
+    ),
 }
+WORLD_TINY_MODEL = MODEL_PRESETS["world-tiny"]  # the default model's configuration
+
+_CONFIG_CLASSES = {"vae": VAEConfig, "dit": DiTConfig, "text": TextEncoderConfig, "flow": FlowConfig,
+                   "sample": SampleConfig}
+
+
+def preset_configs(name: str) -> dict[str, ConfigBase]:
+    """The config objects of the model preset ``name`` (see :data:`MODEL_PRESETS`), by component."""
+    return {k: (vae_config_from_dict(d) if k == "vae" else _CONFIG_CLASSES[k].from_dict(d))
+            for k, d in MODEL_PRESETS[name].items()}
+
+
+# The model presets as config objects (PRESETS["tiny-test"]["dit"] is a DiTConfig).
+PRESETS: dict[str, dict[str, ConfigBase]] = {name: preset_configs(name) for name in MODEL_PRESETS}

@@ -11,12 +11,10 @@ from pathlib import Path
 
 import torch
 
-from tenku.config import DiTConfig, FlowConfig, SampleConfig, TextEncoderConfig, VAEConfig
+from tenku.config import preset_configs
 
-TINY_VAE = VAEConfig(latent_channels=4, base_channels=8, channel_mult=(1, 2, 2), spatial_factor=4, temporal_factor=4)
-TINY_DIT = DiTConfig(in_channels=4, patch_size=(1, 2, 2), hidden_size=32, depth=2, num_heads=2, text_dim=32)
-TINY_TEXT = TextEncoderConfig(dim=32, depth=1, num_heads=2, max_length=64)
-TINY_SAMPLE = SampleConfig(num_frames=9, height=32, width=32, fps=8, num_steps=2, guidance=2.0, sampler="euler")
+_TINY = preset_configs("tiny-pipeline")  # tenku.config.MODEL_PRESETS["tiny-pipeline"]
+TINY_VAE, TINY_DIT, TINY_TEXT, TINY_FLOW, TINY_SAMPLE = (_TINY[k] for k in ("vae", "dit", "text", "flow", "sample"))
 
 
 def _randomize_zero_params(module: torch.nn.Module, generator: torch.Generator, std: float = 0.05) -> None:
@@ -47,5 +45,5 @@ def make_tiny_pipeline(path: str | Path, seed: int = 0) -> Path:
     from tenku.pipeline.pipeline import TenkuPipeline
 
     vae, dit, text = make_tiny_models(seed)
-    pipe = TenkuPipeline(vae, dit, text, FlowConfig(shift_ref_tokens=64), TINY_SAMPLE)
+    pipe = TenkuPipeline(vae, dit, text, TINY_FLOW, TINY_SAMPLE)
     return pipe.save_pretrained(path)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 DESCRIPTION = """\
@@ -16,28 +15,18 @@ examples:
 
 
 def register(subparsers) -> None:
-    from tenku.commands.generate import add_generation_options, add_output_option
+    from tenku.commands._shared import add_mode_command
 
-    p = subparsers.add_parser("edit", help="edit a video toward a prompt (SDEdit)", description=DESCRIPTION,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("video", help="the video to edit")
-    p.add_argument("prompt", help="what the result should show")
-    p.add_argument("--strength", type=float, default=0.6, metavar="X",
-                   help="how far to move from the video, 0..1 (default: %(default)s)")
-    add_output_option(p)
-    add_generation_options(p)
-    p.set_defaults(func=run)
+    def options(p):
+        p.add_argument("--strength", type=float, default=0.6, metavar="X",
+                       help="how far to move from the video, 0..1 (default: %(default)s)")
 
+    def make_mode(args):
+        from tenku.pipeline.modes import Edit
 
-def run(args: argparse.Namespace) -> int:
-    from tenku.commands.generate import check_common, generate_to_file, load_pipeline
-    from tenku.errors import MediaError
-    from tenku.pipeline.modes import Edit
+        return Edit(video=args.video, strength=args.strength)
 
-    width, height = check_common(args)
-    if not Path(args.video).is_file():
-        raise MediaError(f"video not found: {args.video}")
-    mode = Edit(video=args.video, strength=args.strength)
-    pipe = load_pipeline(args)
-    return generate_to_file(args, pipe, args.prompt, mode, width=width, height=height,
-                            slug=f"{Path(args.video).stem}-edited")
+    add_mode_command(subparsers, "edit", help="edit a video toward a prompt (SDEdit)", description=DESCRIPTION,
+                     media={"video": "the video to edit"}, prompt_help="what the result should show",
+                     prompt_required=True, options=options, make_mode=make_mode,
+                     slug=lambda args: f"{Path(args.video).stem}-edited")

@@ -21,7 +21,7 @@ examples:
 
 
 def register(subparsers) -> None:
-    from tenku.commands.generate import add_threads_option
+    from tenku.commands._shared import add_threads_option
 
     p = subparsers.add_parser("eval", help="score a model against the physics world (the yardstick)",
                               description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -70,7 +70,7 @@ def run(args) -> int:
         if not model.exists():
             hint = "pass --model PATH" if not args.model else "check the path"
             raise TenkuError(f"model folder not found: {model}; {hint} (or use --ground-truth)")
-    from tenku.commands.generate import apply_threads
+    from tenku.commands._shared import apply_threads
 
     apply_threads(args)
     start = time.perf_counter()

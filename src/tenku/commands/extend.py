@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 DESCRIPTION = """\
@@ -17,30 +16,19 @@ examples:
 
 
 def register(subparsers) -> None:
-    from tenku.commands.generate import add_generation_options, add_output_option, prompt_anywhere
+    from tenku.commands._shared import add_mode_command
 
-    p = subparsers.add_parser("extend", help="extend a video forward or backward in time", description=DESCRIPTION,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("video", help="the video to continue (any size and fps PyAV reads)")
-    p.add_argument("prompt", nargs="?", default="", help="what happens next (default: none, unconditional)")
-    p.add_argument("--seconds", type=float, required=True, metavar="S",
-                   help="how much to add; rounded to the model's frame step (4 frames for most models)")
-    p.add_argument("--backward", action="store_true", help="add the new frames before the start instead")
-    add_output_option(p)
-    add_generation_options(p)
-    prompt_anywhere(p)
-    p.set_defaults(func=run)
+    def options(p):
+        p.add_argument("--seconds", type=float, required=True, metavar="S",
+                       help="how much to add; rounded to the model's frame step (4 frames for most models)")
+        p.add_argument("--backward", action="store_true", help="add the new frames before the start instead")
 
+    def make_mode(args):
+        from tenku.pipeline.modes import Extend
 
-def run(args: argparse.Namespace) -> int:
-    from tenku.commands.generate import check_common, generate_to_file, load_pipeline
-    from tenku.errors import MediaError
-    from tenku.pipeline.modes import Extend
+        return Extend(video=args.video, seconds=args.seconds, backward=args.backward)
 
-    width, height = check_common(args)
-    if not Path(args.video).is_file():
-        raise MediaError(f"video not found: {args.video}")
-    mode = Extend(video=args.video, seconds=args.seconds, backward=args.backward)
-    pipe = load_pipeline(args)
-    return generate_to_file(args, pipe, args.prompt, mode, width=width, height=height,
-                            slug=f"{Path(args.video).stem}-extended")
+    add_mode_command(subparsers, "extend", help="extend a video forward or backward in time", description=DESCRIPTION,
+                     media={"video": "the video to continue (any size and fps PyAV reads)"},
+                     prompt_help="what happens next (default: none, unconditional)", options=options,
+                     make_mode=make_mode, slug=lambda args: f"{Path(args.video).stem}-extended")

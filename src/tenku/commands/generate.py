@@ -4,10 +4,9 @@ image-to-video (--image) from a pipeline folder; the options shared by every gen
 from __future__ import annotations
 
 import argparse
-import re
-import time
-import unicodedata
 from pathlib import Path
+
+from tenku.commands._shared import add_generation_options, add_output_option
 
 DESCRIPTION = """\
 Generate a video (or, with a .png output or --frames 1, an image) from a text prompt.
@@ -45,269 +44,11 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def add_output_option(p) -> None:
-    p.add_argument("-o", "--output", metavar="OUT",
-                   help="output file, .mp4 (video) or .png (first frame as an image); "
-                        "default: {timestamp}_seed{seed}_{prompt-slug}.mp4 in the current folder")
-
-
-def prompt_anywhere(p) -> None:
-    """Let an optional positional PROMPT follow the options (``tenku connect A B --seconds 1 "text"``):
-    this parser reads its arguments intermixed (argparse's parse_known_intermixed_args)."""
-    plain = p.parse_known_args
-    busy: list[bool] = []
-
-    def parse_known_args(args=None, namespace=None):
-        if busy:
-            return plain(args, namespace)
-        busy.append(True)
-        try:
-            return p.parse_known_intermixed_args(args, namespace)
-        finally:
-            busy.pop()
-
-    p.parse_known_args = parse_known_args
-
-
-def add_generation_options(p) -> None:
-    """Options every generating command shares (sizes, sampling, guidance, prompt expansion, model)."""
-    p.add_argument("--size", metavar="WxH", help="frame size, e.g. 64x64 (default: the model's, or the input's "
-                                                 "when the model can make it)")
-    p.add_argument("--fps", type=float, metavar="F", help="frames per second (default: the model's)")
-    p.add_argument("--steps", type=int, metavar="N", help="sampling steps (default: the model's)")
-    p.add_argument("--guidance", type=float, metavar="G",
-                   help="classifier-free guidance strength, 1 = none (default: the model's)")
-    p.add_argument("--seed", type=int, metavar="S", help="random seed; same seed, same video (default: random)")
-    p.add_argument("--sampler", metavar="NAME", help="euler or heun (default: the model's)")
-    p.add_argument("--negative-prompt", metavar="TEXT", default=None,
-                   help="what to steer away from (default: the empty prompt)")
-    p.add_argument("--guidance-interval", metavar="LO,HI", default=None,
-                   help="apply guidance only at noise levels t in [LO, HI] (1 = pure noise), e.g. 0.2,0.9; "
-                        "other steps run the conditional model alone (default: every step)")
-    p.add_argument("--no-expand", action="store_true",
-                   help="use the prompt as given (default: expand it into the caption style the model knows)")
-    p.add_argument("--enhancer", metavar="URL", default=None,
-                   help="expand the prompt with an OpenAI-compatible chat endpoint, e.g. http://127.0.0.1:8000/v1 "
-                        "(key from TENKU_ENHANCER_API_KEY or OPENAI_API_KEY; falls back to the built-in expander)")
-    p.add_argument("--enhancer-model", metavar="NAME", default="gpt-4o-mini",
-                   help="model name for --enhancer (default: %(default)s)")
-    p.add_argument("--enhancer-timeout", type=float, metavar="S", default=30.0,
-                   help="seconds to wait for --enhancer (default: %(default)s)")
-    p.add_argument("--no-seam-match", action="store_true",
-                   help="keep the decoder's frames where new frames meet given ones or the previous window "
-                        "(default: correct them for the VAE's colour shift so the seam does not jump)")
-    p.add_argument("--window", type=int, metavar="N", default=None,
-                   help="latent frames per window for long videos (default: the model's training clip)")
-    p.add_argument("--model", metavar="PATH",
-                   help="pipeline folder (default: the small model shipped with tenku, tenku-world-tiny)")
-    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default: %(default)s)")
-    add_threads_option(p)
-    p.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
-
-
-def add_threads_option(p) -> None:
-    p.add_argument("--threads", type=int, metavar="N", default=None,
-                   help="CPU threads for torch (default: the cores that are idle now, at least 1; "
-                        "busy cores make extra threads many times slower)")
-
-
-def default_threads() -> int:
-    """The CPU cores this process may use minus the machine's load (1-minute average), at least 1. On a busy
-    machine, torch threads beyond the idle cores wait on each other: a 4 s clip took 26-30 s with 2 threads
-    and 1.3-3.1 s with 1 on a loaded 2-core machine."""
-    import os
-
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        cores = os.cpu_count() or 1
-    try:
-        load = os.getloadavg()[0]
-    except (AttributeError, OSError):
-        load = 0.0
-    return max(1, min(cores, int(cores - load + 0.5)))
-
-
-def check_size_before_loading(model: Path, width: int, height: int) -> None:
-    """Refuse a frame size the model folder cannot make, from its configs alone (no weights are read). A folder
-    whose configs cannot be read is left to the loader, which says what is wrong with it."""
-    from tenku.config import read_model_configs, spatial_multiple_of
-    from tenku.errors import ModelFolderError, UnsupportedSizeError
-    from tenku.pipeline.pipeline import frame_size_problems
-
-    try:
-        vae, dit = read_model_configs(model)
-    except ModelFolderError:  # a broken folder gets the loader's precise error
-        return
-    problems = frame_size_problems(height, width, spatial_multiple_of(vae, dit))
-    if problems:
-        raise UnsupportedSizeError(f"--size {width}x{height}: " + "; ".join(problems))
-
-
-def check_device(name: str) -> None:
-    """Refuse a torch device this machine cannot use, with what to do instead."""
-    import torch
-
-    from tenku.errors import TenkuError
-
-    try:
-        device = torch.device(name)
-    except (RuntimeError, ValueError):
-        raise TenkuError(f"--device {name!r} is not a torch device; use cpu, cuda or cuda:N") from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            build = "a CPU-only build of torch" if torch.version.cuda is None else "no usable GPU"
-            raise TenkuError(f"--device {name}: this machine has {build} (torch {torch.__version__}); use --device "
-                             "cpu, or install the torch build for your CUDA version")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise TenkuError(f"--device {name}: there are only {torch.cuda.device_count()} GPUs (cuda:0 .. "
-                             f"cuda:{torch.cuda.device_count() - 1})")
-    elif device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise TenkuError(f"--device {name}: Apple's MPS is not available here; use --device cpu")
-    elif device.type not in ("cpu", "cuda", "mps"):
-        raise TenkuError(f"--device {name}: tenku runs on cpu, cuda or mps")
-
-
-def apply_threads(args) -> int:
-    """Set torch's CPU threads from --threads (or :func:`default_threads`); returns the number set."""
-    from tenku.errors import TenkuError
-
-    n = getattr(args, "threads", None)
-    if n is not None and n < 1:
-        raise TenkuError(f"--threads must be at least 1, got {n}")
-    import torch
-
-    n = n or default_threads()
-    torch.set_num_threads(n)
-    return n
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """'64x48' -> (width 64, height 48)."""
-    from tenku.errors import UnsupportedSizeError
-
-    m = re.fullmatch(r"\s*(\d+)\s*[xX×]\s*(\d+)\s*", text)
-    if not m:
-        raise UnsupportedSizeError(f"--size must look like WIDTHxHEIGHT, e.g. 64x64; got {text!r}")
-    return int(m.group(1)), int(m.group(2))
-
-
-def slugify(prompt: str, max_len: int = 40) -> str:
-    text = unicodedata.normalize("NFKD", prompt).encode("ascii", "ignore").decode().lower()
-    slug = re.sub(r"[^a-z0-9]+", "-", text).strip("-")[:max_len].rstrip("-")
-    return slug or "video"
-
-
-def default_output_name(prompt: str, seed: int, suffix: str = ".mp4") -> str:
-    return f"{time.strftime('%Y%m%d-%H%M%S')}_seed{seed}_{slugify(prompt)}{suffix}"
-
-
-def check_common(args) -> tuple[int | None, int | None]:
-    """Check cheap arguments before loading anything; returns (width, height)."""
-    from tenku.errors import UnsupportedSizeError
-    from tenku.pipeline.output import check_output_path
-
-    if args.output is not None:
-        check_output_path(args.output)  # before any model work: a wrong suffix leaves nothing behind
-    width = height = None
-    if args.size is not None:
-        width, height = parse_size(args.size)
-    if getattr(args, "seconds", None) is not None and not args.seconds > 0:
-        raise UnsupportedSizeError(f"--seconds must be positive, got {args.seconds}")
-    if args.fps is not None and not args.fps > 0:
-        raise UnsupportedSizeError(f"--fps must be positive, got {args.fps}")
-    if args.guidance_interval is not None:
-        args.guidance_interval = parse_interval(args.guidance_interval)
-    return width, height
-
-
-def parse_interval(text: str) -> tuple[float, float]:
-    """'0.2,0.9' -> (0.2, 0.9), both in [0, 1], lo <= hi."""
-    from tenku.errors import TenkuError
-
-    try:
-        lo, hi = (float(v) for v in text.split(","))
-    except ValueError:
-        raise TenkuError(f"--guidance-interval must look like LO,HI with 0 <= LO <= HI <= 1, e.g. 0.2,0.9; "
-                         f"got {text!r}") from None
-    if not 0.0 <= lo <= hi <= 1.0:
-        raise TenkuError(f"--guidance-interval must have 0 <= LO <= HI <= 1, got {text!r}")
-    return lo, hi
-
-
-def load_pipeline(args):
-    from tenku.errors import ModelFolderError
-    from tenku.pipeline import TenkuPipeline, model_path
-
-    model = model_path(args.model)
-    check_device(args.device)
-    if args.size is not None:
-        check_size_before_loading(model, *parse_size(args.size))
-    apply_threads(args)
-    if not model.exists():
-        if args.model:
-            raise ModelFolderError(f"model folder not found: {model}")
-        raise ModelFolderError(f"the default model is not installed at {model}; pass a pipeline folder with "
-                               "--model PATH (e.g. one written by `tenku train` or tenku.testing.make_tiny_pipeline)")
-    return TenkuPipeline.from_pretrained(model, device=args.device)
-
-
-def expander(args):
-    """What --no-expand / --enhancer ask for: False, a ChatEnhancer, or True (built-in)."""
-    if args.no_expand:
-        return False
-    if args.enhancer:
-        from tenku.pipeline.prompt import ChatEnhancer
-
-        return ChatEnhancer(args.enhancer, args.enhancer_model, timeout=args.enhancer_timeout)
-    return True
-
-
-def generate_to_file(args, pipe, prompt: str, mode, *, width=None, height=None, num_frames=None,
-                     slug: str | None = None) -> int:
-    """Run one generation and stream it into the output file; print what was written."""
-    import sys
-    import warnings
-
-    import torch
-
-    from tenku.errors import TenkuError, TenkuWarning
-    from tenku.pipeline import TenkuPipeline
-    from tenku.pipeline.output import save_output_stream
-
-    _, seed = TenkuPipeline.make_generator(args.seed, None)
-    start = time.perf_counter()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", TenkuWarning)
-        stream = pipe.stream(prompt, args.negative_prompt, mode=mode, num_frames=num_frames, height=height,
-                             width=width, fps=args.fps, num_steps=args.steps, guidance=args.guidance,
-                             sampler=args.sampler, seed=seed, progress=not args.no_progress,
-                             expand=expander(args), window=args.window,
-                             guidance_interval=args.guidance_interval, match_seams=not args.no_seam_match)
-    for w in caught:
-        print(f"warning: {w.message}", file=sys.stderr)
-    if not prompt.strip():  # after the checks: a refused request says only what was wrong
-        print("note: the prompt is empty, so the video is unconditional (whatever the model makes without "
-              "text); give a prompt to say what it should show", file=sys.stderr)
-    out = Path(args.output) if args.output else Path(default_output_name(slug if slug is not None else prompt, seed))
-    try:
-        path = save_output_stream(stream, out)
-    except torch.cuda.OutOfMemoryError:
-        raise TenkuError("out of GPU memory; try a smaller --size, fewer --frames or --device cpu") from None
-    m = stream.metadata
-    if m.get("expanded_prompt") not in (None, prompt):
-        print(f"expanded prompt ({m['expander']}): {m['expanded_prompt']}")
-    kind = "image" if path.suffix.lower() == ".png" else f"{stream.num_frames} frames, {stream.fps:g} fps"
-    took = time.perf_counter() - start  # the whole generation and write (an image stops the stream early)
-    print(f"wrote {path} ({kind}, {stream.width}x{stream.height}, seed {seed}, {took:.2f} s)")
-    return 0
-
-
 def run(args: argparse.Namespace) -> int:
     if args.server:
-        from tenku.serve.client import run_remote
-
         return run_remote(args)
+    from tenku.commands._shared import check_common, generate_to_file, load_pipeline
+
     width, height = check_common(args)
     if args.image is not None and not Path(args.image).is_file():
         from tenku.errors import MediaError
@@ -316,15 +57,37 @@ def run(args: argparse.Namespace) -> int:
     pipe = load_pipeline(args)
     from tenku.pipeline.modes import ImageToVideo, TextToImage
 
-    fps = args.fps if args.fps is not None else pipe.sample_config.fps
     num_frames = args.frames
-    if args.seconds is not None:
-        num_frames = pipe.nearest_num_frames(args.seconds * fps)
-    mode = None
-    if args.output is not None and Path(args.output).suffix.lower() == ".png" and num_frames is None:
+    if args.output is not None and Path(args.output).suffix.lower() == ".png" and num_frames is None \
+            and args.seconds is None:
         num_frames = 1  # text-to-image: generate a single frame
-    if num_frames == 1 and args.image is None:
-        mode = TextToImage()
+    mode = None
     if args.image is not None:
         mode = ImageToVideo(image=args.image)
-    return generate_to_file(args, pipe, args.prompt, mode, width=width, height=height, num_frames=num_frames)
+    elif num_frames == 1 or (args.seconds is not None and pipe.geometry.frames_for_seconds(
+            args.seconds, args.fps or pipe.sample_config.fps) == 1):
+        mode = TextToImage()
+    return generate_to_file(args, pipe, args.prompt, mode, width=width, height=height, num_frames=num_frames,
+                            seconds=args.seconds)
+
+
+def run_remote(args: argparse.Namespace) -> int:
+    """``tenku generate ... --server URL``: the options that apply to a server (prompt, --seconds, --size,
+    --seed, -o); the others belong to local generation and are refused rather than silently ignored."""
+    import os
+
+    from tenku.commands._shared import default_output_name
+    from tenku.errors import TenkuError
+    from tenku.seeds import check_seed, draw_seed
+    from tenku.serve.client import generate_remote
+
+    local_only = [f"--{k.replace('_', '-')}" for k in ("image", "frames", "fps", "steps", "guidance", "model")
+                  if getattr(args, k, None) is not None]
+    if local_only:
+        raise TenkuError(f"{', '.join(local_only)} cannot be used with --server; the server's settings apply there")
+    seed = draw_seed() if args.seed is None else check_seed(args.seed)
+    out = Path(args.output) if args.output else Path(default_output_name(args.prompt, seed))
+    key = os.environ.get("TENKU_API_KEY") or os.environ.get("OPENAI_API_KEY")
+    path = generate_remote(args.server, args.prompt, args.seconds, args.size, out, api_key=key, seed=seed)
+    print(f"wrote {path} (generated by {args.server}, seed {seed})")
+    return 0

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
-
 DESCRIPTION = """\
 Generate a seamless loop: the last window is conditioned on the video's own first frames, so playing
 it on repeat shows no cut.
@@ -14,23 +12,17 @@ examples:
 
 
 def register(subparsers) -> None:
-    from tenku.commands.generate import add_generation_options, add_output_option
+    from tenku.commands._shared import add_mode_command
 
-    p = subparsers.add_parser("loop", help="generate a seamless looping video", description=DESCRIPTION,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("prompt", help="what to show")
-    p.add_argument("--seconds", type=float, required=True, metavar="S",
-                   help="loop length; rounded to the nearest frame count the model supports")
-    add_output_option(p)
-    add_generation_options(p)
-    p.set_defaults(func=run)
+    def options(p):
+        p.add_argument("--seconds", type=float, required=True, metavar="S",
+                       help="loop length; rounded to the nearest frame count the model supports")
 
+    def make_mode(args):
+        from tenku.pipeline.modes import Loop
 
-def run(args: argparse.Namespace) -> int:
-    from tenku.commands.generate import check_common, generate_to_file, load_pipeline
-    from tenku.pipeline.modes import Loop
+        return Loop(seconds=args.seconds)
 
-    width, height = check_common(args)
-    mode = Loop(seconds=args.seconds)
-    pipe = load_pipeline(args)
-    return generate_to_file(args, pipe, args.prompt, mode, width=width, height=height)
+    add_mode_command(subparsers, "loop", help="generate a seamless looping video", description=DESCRIPTION,
+                     media={}, prompt_help="what to show", prompt_required=True, options=options,
+                     make_mode=make_mode)

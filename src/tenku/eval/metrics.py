@@ -47,6 +47,7 @@ from collections import Counter
 
 import numpy as np
 
+from tenku import media
 from tenku.eval.parser import Detection
 from tenku.eval.tracking import gt_array
 
@@ -267,9 +268,8 @@ def flicker_score(frames: np.ndarray) -> float:
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """PSNR in dB of two uint8 videos/images, capped at 100 (identical)."""
-    mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
-    return 100.0 if mse <= 1e-10 else min(100.0, 10 * math.log10(255.0 ** 2 / mse))
+    """PSNR in dB of two uint8 videos/images, capped at 100 (identical): :func:`tenku.media.psnr`."""
+    return media.psnr(a, b, cap=100.0)
 
 
 def ssim(a: np.ndarray, b: np.ndarray) -> float:

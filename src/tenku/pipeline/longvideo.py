@@ -34,6 +34,7 @@ import torch
 
 from tenku.data.dataset import tensor_to_frames
 from tenku.errors import TenkuError
+from tenku.progress import progress_enabled
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,7 +60,7 @@ class Window:
 
 @dataclasses.dataclass
 class Conditioning:
-    """What one window hands to :meth:`TenkuPipeline._generate`: latents (1, C, T', h, w) whose frames
+    """What one window hands to :meth:`TenkuPipeline.denoise`: latents (1, C, T', h, w) whose frames
     flagged in ``cond_mask`` (T',) are held fixed; or ``init_latents`` + ``strength`` (SDEdit)."""
 
     cond_latents: torch.Tensor | None = None
@@ -141,21 +142,20 @@ def backward_schedule(num_new: int, window: int, tail: int, tf: int) -> list[Win
 
 
 class WindowRunner:
-    """Samples and decodes windows for one generation: text conditioning, sizes and noise generator."""
+    """Samples and decodes windows for one generation: text conditioning, the request and the noise generator.
+    The request's explicit ``latents``, when given, are the first window's noise."""
 
-    def __init__(self, pipe, cond, uncond, r: dict, generator: torch.Generator, num_windows: int,
+    def __init__(self, pipe, cond, uncond, request, generator: torch.Generator, num_windows: int,
                  callback: Callable[[dict], None] | None = None, progress: bool = True,
-                 on_window: Callable[[dict], None] | None = None,
-                 guidance_interval: tuple[float, float] | None = None, match_seams: bool = True):
-        self.guidance_interval = guidance_interval
-        self.match_seams = bool(match_seams)
-        self.pipe, self.cond, self.uncond, self.r, self.gen = pipe, cond, uncond, r, generator
-        self.tf = pipe.vae.cfg.temporal_factor
+                 on_window: Callable[[dict], None] | None = None):
+        self.pipe, self.cond, self.uncond, self.request, self.gen = pipe, cond, uncond, request, generator
+        self.sample_config = request.sample
+        self.guidance_interval = request.guidance_interval
+        self.match_seams = bool(request.match_seams)
+        self.tf = pipe.geometry.temporal_factor
         self.num_windows = max(1, num_windows)
         self.index = 0
         self.last: torch.Tensor | None = None
-        from tenku.pipeline.pipeline import progress_enabled
-
         self.callback, self.on_window = callback, on_window
         self.progress = progress_enabled(progress)  # one bar over all windows
         self.bar = None
@@ -166,7 +166,8 @@ class WindowRunner:
             self.bar = None
 
     def latent_shape(self, size: int) -> tuple[int, int, int, int, int]:
-        return (1, *self.pipe.latent_shape(1 + self.tf * (size - 1), self.r["height"], self.r["width"]))
+        sc = self.sample_config
+        return (1, *self.pipe.geometry.latent_shape(1 + self.tf * (size - 1), sc.height, sc.width))
 
     def encode_head(self, frames: np.ndarray, k: int) -> torch.Tensor:
         """The last ``1 + tf*(k-1)`` frames as the start of a clip -> (1, C, k, h, w)."""
@@ -193,18 +194,24 @@ class WindowRunner:
     def sample(self, size: int, cond: Conditioning) -> torch.Tensor:
         """Sample one window of ``size`` latent frames; noise comes from the shared generator."""
         shape = self.latent_shape(size)
-        noise = torch.randn(shape, generator=self.gen, device=self.gen.device, dtype=torch.float32)
-        r = self.r
+        given = self.request.latents if self.index == 0 else None
+        if given is not None:
+            if tuple(given.shape) != shape:
+                sc = self.sample_config
+                raise TenkuError(f"latents must have shape {shape} for {sc.num_frames} frames at "
+                                 f"{sc.width}x{sc.height}, got {tuple(given.shape)}")
+            noise = given.float()
+        else:
+            noise = torch.randn(shape, generator=self.gen, device=self.gen.device, dtype=torch.float32)
         if cond.strength is not None and cond.strength <= 0.0:
             z = cond.init_latents.clone()
             if cond.cond_mask is not None:
                 z[:, :, cond.cond_mask] = cond.cond_latents[:, :, cond.cond_mask]
         else:
-            z = self.pipe._generate(self.cond, self.uncond, noise, r["num_steps"], float(r["guidance"]),
-                                    r["sampler"], callback=self._step, progress=False,
-                                    cond_latents=cond.cond_latents, cond_mask=cond.cond_mask,
-                                    init_latents=cond.init_latents, strength=cond.strength,
-                                    guidance_interval=self.guidance_interval)
+            z = self.pipe.denoise(self.cond, self.uncond, noise, self.sample_config, callback=self._step,
+                                  progress=False, cond_latents=cond.cond_latents, cond_mask=cond.cond_mask,
+                                  init_latents=cond.init_latents, strength=cond.strength,
+                                  guidance_interval=self.guidance_interval)
         z = z.float().cpu()
         self.last = z
         if self.on_window is not None:

@@ -1,109 +1,82 @@
-"""What a pipeline returns, and the one place a generated result becomes a file."""
+"""What a pipeline returns (:class:`PipelineOutput`, :class:`GenerationStream`), and saving it through the
+marked writer (:mod:`tenku.safety.writer`: frame check and watermark per piece, C2PA manifest at close)."""
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from tenku.errors import MediaError
+from tenku.errors import TenkuError
+from tenku.safety.writer import OUTPUT_SUFFIXES, MarkedWriter, check_output_path, write_marked
 
-OUTPUT_SUFFIXES = (".mp4", ".png")
+__all__ = ["OUTPUT_SUFFIXES", "GenerationStream", "PipelineOutput", "check_output_path", "save_output",
+           "save_output_stream"]
 
 
 @dataclasses.dataclass
 class PipelineOutput:
     """frames: (T, H, W, 3) uint8 RGB; fps; metadata (prompt, seed, steps, ... see TenkuPipeline);
-    latents: the final latent (1, C, T', h, w) on CPU, for modes that continue from it."""
+    latents: the final latent (1, C, T', h, w) on CPU, for modes that continue from it; safety: the policy
+    of the pipeline that made it (None: the defaults), which :func:`save_output` follows."""
 
     frames: np.ndarray
     fps: float
     metadata: dict[str, Any]
     latents: Any = dataclasses.field(default=None, repr=False)
+    safety: Any = dataclasses.field(default=None, repr=False, compare=False)
 
 
-def check_output_path(path: str | Path) -> Path:
-    """Raise MediaError unless ``path`` ends in a suffix :func:`save_output` writes."""
-    path = Path(path)
-    if path.suffix.lower() not in OUTPUT_SUFFIXES:
-        raise MediaError(f"cannot write {path.name!r}: the output must end in {' or '.join(OUTPUT_SUFFIXES)} "
-                         "(.png writes the first frame as an image)")
-    if path.is_dir():
-        raise MediaError(f"{path} is a folder; give a file name ending in .mp4 or .png")
-    parent = path.parent
-    if not parent.is_dir():
-        what = "is not a folder" if parent.exists() else "does not exist"
-        raise MediaError(f"cannot write {path}: the folder {parent} {what}; create it first (mkdir -p {parent}) "
-                         "or choose another output path")
-    return path
+@dataclasses.dataclass
+class GenerationStream:
+    """A generation under way: ``frames`` yields (t, H, W, 3) uint8 pieces in time order (consume it once);
+    ``num_frames``, ``fps``, ``width``, ``height`` are known up front; ``metadata`` gains
+    ``seconds_taken`` when the stream is exhausted."""
+
+    frames: Iterator[np.ndarray]
+    num_frames: int
+    fps: float
+    width: int
+    height: int
+    metadata: dict[str, Any]
+    state: dict[str, Any] = dataclasses.field(default_factory=dict, repr=False)
+    safety: Any = dataclasses.field(default=None, repr=False)
+
+    def collect(self) -> PipelineOutput:
+        """Run the stream to the end and return a :class:`PipelineOutput`."""
+        frames = np.concatenate(list(self.frames)) if self.num_frames else np.zeros((0, self.height, self.width, 3))
+        if len(frames) != self.num_frames:
+            raise TenkuError(f"internal: made {len(frames)} frames, expected {self.num_frames}")
+        return PipelineOutput(frames=frames, fps=self.fps, metadata=self.metadata, latents=self.state.get("latents"),
+                              safety=self.safety)
 
 
-def save_output(output: PipelineOutput, path: str | Path, include_prompt: bool = True) -> Path:
-    """Write ``output`` to ``path`` atomically: .mp4 (every frame, H.264) or .png (the first frame).
-    Returns the path. Nothing is left under ``path`` if writing fails.
+def save_output(output: PipelineOutput, path: str | Path, include_prompt: bool | None = None,
+                safety=None) -> Path:
+    """Write ``output`` to ``path`` atomically: .mp4 (every frame, H.264) or .png (the first frame), checked,
+    watermarked and signed by ``safety`` (default: the output's pipeline's policy). ``include_prompt``: the
+    prompt in the C2PA manifest (default: the policy's). Returns the path."""
+    return write_marked(output.frames, path, output.fps, output.metadata, safety or output.safety,
+                        include_prompt=include_prompt)
 
-    Safety steps (tenku.safety.outputs): output-frame check and invisible watermark before encoding,
-    C2PA manifest (prompt included only if ``include_prompt``) signed as the very last step."""
-    from tenku import media
-    from tenku.safety import outputs as safety
 
+def save_output_stream(stream: GenerationStream, path: str | Path, include_prompt: bool | None = None,
+                       safety=None) -> Path:
+    """Write a :class:`GenerationStream` to ``path`` as its pieces arrive: .mp4 encodes piece by piece (memory
+    does not grow with length), .png writes the first frame and stops the stream. The steps of
+    :func:`save_output` apply to every piece. Atomic like :func:`save_output`. Returns the path."""
     path = check_output_path(path)
-    frames = media.check_video(output.frames)
-    if not safety.provenance_enabled():
-        if path.suffix.lower() == ".png":
-            return media.write_png(path, frames[0])
-        return media.write_video(path, frames, fps=output.fps)
-    frames, mark = safety.prepare_frames(frames, output.metadata)
-    unsigned = path.with_name(f".{path.stem}.unsigned{path.suffix}")
-    try:
-        if path.suffix.lower() == ".png":
-            media.write_png(unsigned, frames[0])
-        else:
-            media.write_video(unsigned, frames, fps=output.fps)
-        return safety.sign_output(unsigned, output.metadata, mark, include_prompt=include_prompt, dest=path)
-    finally:
-        unsigned.unlink(missing_ok=True)
-
-
-def save_output_stream(stream, path: str | Path, include_prompt: bool = True) -> Path:
-    """Write a :class:`tenku.pipeline.modes.GenerationStream` to ``path`` as its pieces arrive: .mp4 encodes
-    piece by piece (memory does not grow with length), .png writes the first frame. The safety steps of
-    :func:`save_output` apply to every piece (frame check, the same watermark payload throughout) and the
-    C2PA manifest is signed last. Atomic like :func:`save_output`. Returns the path."""
-    from tenku import media
-    from tenku.safety import outputs as safety
-
-    path = check_output_path(path)
-    if path.suffix.lower() == ".png":
+    with MarkedWriter(path, stream.fps, stream.metadata, safety or stream.safety, include_prompt) as w:
         pieces = iter(stream.frames)
-        first = next(pieces)[:1]
-        pieces.close()
-        return save_output(PipelineOutput(frames=first, fps=stream.fps, metadata=stream.metadata), path,
-                           include_prompt=include_prompt)
-    if not safety.provenance_enabled():
-        with media.VideoWriter(path, stream.fps) as w:
-            for piece in stream.frames:
-                for frame in piece:
-                    w.write(frame)
-        return path
-    import uuid
-
-    from tenku.safety import moderation, watermark
-
-    job_id = str(stream.metadata.get("job_id") or uuid.uuid4().hex)
-    payload = watermark.make_payload(str(stream.metadata.get("model") or "tenku"), job_id)
-    mark = {"scheme": safety.WATERMARK_SCHEME, "payload": f"{payload:08x}", "job_id": job_id}
-    unsigned = path.with_name(f".{path.stem}.unsigned{path.suffix}")
-    try:
-        with media.VideoWriter(unsigned, stream.fps) as w:
-            written = 0
-            for piece in stream.frames:
-                moderation.check_frames(piece)
-                for frame in watermark.embed(piece, payload, start=written):  # the mark's code runs on over pieces
-                    w.write(frame)
-                written += len(piece)
-        return safety.sign_output(unsigned, stream.metadata, mark, include_prompt=include_prompt, dest=path)
-    finally:
-        unsigned.unlink(missing_ok=True)
+        try:
+            for piece in pieces:
+                w.write(piece[:1] if w.png else piece)
+                if w.png:
+                    break
+        finally:
+            if w.png and hasattr(pieces, "close"):
+                pieces.close()
+    return w.path

@@ -1,17 +1,22 @@
-"""The text-to-video pipeline: prompt -> text encoder -> flow sampler over the DiT (with CFG) -> VAE decode.
+"""The text-to-video pipeline: one generation spine for every mode.
 
 ``TenkuPipeline.from_pretrained(folder)`` loads a pipeline folder (see :mod:`tenku.models.hub`);
-``pipe(prompt, ...)`` returns a :class:`PipelineOutput`. Conditioning frames (image-to-video,
-extension, loops, editing) enter through :meth:`TenkuPipeline._generate` as latents plus a per-frame
-mask; the typed modes build those and call it.
+``pipe(prompt, ...)`` returns a :class:`PipelineOutput` and ``pipe.stream(prompt, ...)`` a
+:class:`GenerationStream`. A call reads top to bottom:
+
+    request = build_request(...)        check the arguments against the model (tenku.pipeline.request)
+    safety.moderate(prompt)             refuse before any work (tenku.safety.policy)
+    plan = request.mode.plan(...)       given frames before/after and the window schedule (tenku.pipeline.modes)
+    text = expand(prompt)               the caption style the model was trained on (tenku.pipeline.prompt)
+    encode_prompt(text)                 text conditioning, once
+    windows: denoise -> decode          tenku.pipeline.longvideo, one window of latents at a time
+    output                              frames in time order; save them with tenku.pipeline.output
 """
 
 from __future__ import annotations
 
-import os
-import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,33 +25,23 @@ import torch
 import torch.nn as nn
 
 from tenku import __version__
-from tenku.config import FlowConfig, SampleConfig, spatial_multiple_of
-from tenku.errors import TenkuError, UnsupportedSizeError
+from tenku.config import FlowConfig, SampleConfig
+from tenku.errors import TenkuError
 from tenku.flow import SAMPLERS, cfg_denoiser, compute_shift, shifted_schedule, truncate_schedule
-from tenku.pipeline.output import PipelineOutput
+from tenku.geometry import Geometry
+from tenku.models.dit import compile_dit
+from tenku.models.folder import model_path
+from tenku.models.hub import load_pipeline_folder, save_pipeline_folder
+from tenku.pipeline import longvideo as lv
+from tenku.pipeline.inputs import mode_params
+from tenku.pipeline.modes import TextToVideo
+from tenku.pipeline.output import GenerationStream, PipelineOutput
+from tenku.pipeline.prompt import expand_prompt
+from tenku.pipeline.request import GenerationRequest, Plan, build_request, check_limits
+from tenku.progress import progress_bar, progress_enabled
+from tenku.safety.policy import Safety
 
 Cond = tuple[torch.Tensor, torch.Tensor]  # (emb (B, L, D), mask (B, L) bool)
-
-
-def frame_size_problems(height: int, width: int, multiple: tuple[int, int]) -> list[str]:
-    """What is wrong with a frame size for a model whose sizes are multiples of ``multiple`` (h, w)."""
-    problems = []
-    for what, v, m in (("height", height, multiple[0]), ("width", width, multiple[1])):
-        if not isinstance(v, int) or v < m or v % m:
-            near = _nearby(int(v), lambda x, m=m: x >= m and x % m == 0, m)
-            problems.append(f"{what} {v} is not a positive multiple of {m}; valid nearby: {', '.join(map(str, near))}")
-    return problems
-
-
-def _nearby(value: int, valid: Callable[[int], bool], step: int, count: int = 2) -> list[int]:
-    """Up to ``count`` valid values on each side of ``value`` (closest first)."""
-    below = [v for v in range(value - 1, max(value - step * (count + 1), 0), -1) if valid(v)][:count]
-    above = [v for v in range(value + 1, value + step * (count + 1) + 1) if valid(v)][:count]
-    return sorted(below + above, key=lambda v: (abs(v - value), v))[: 2 * count]
-
-
-def progress_enabled(progress: bool) -> bool:
-    return bool(progress) and os.environ.get("TENKU_NO_PROGRESS", "") not in ("1", "true", "yes")
 
 
 class TenkuPipeline:
@@ -60,6 +55,7 @@ class TenkuPipeline:
         flow_config: FlowConfig | None = None,
         sample_config: SampleConfig | None = None,
         name: str | None = None,
+        safety: Safety | None = None,
     ):
         self.vae = vae.eval()
         self.transformer = transformer.eval()
@@ -67,6 +63,7 @@ class TenkuPipeline:
         self.flow_config = flow_config or FlowConfig()
         self.sample_config = sample_config or SampleConfig()
         self.name = name or "tenku"
+        self.safety = safety or Safety()  # moderation, frame checks, watermark and C2PA (built at the edges)
         self.path: Path | None = None
         self.decode_chunk = 2  # latent frames per VAE decode chunk after the first: bounds decoder memory
         self.cache_text = True  # compute the DiT's text projections once per generation, not per step
@@ -74,27 +71,25 @@ class TenkuPipeline:
     # ---- folders -----------------------------------------------------------------------------
     @classmethod
     def from_pretrained(
-        cls, path: str | Path | None = None, device: torch.device | str = "cpu", dtype: torch.dtype | None = None
+        cls, path: str | Path | None = None, device: torch.device | str = "cpu", dtype: torch.dtype | None = None,
+        safety: Safety | None = None,
     ) -> "TenkuPipeline":
         """Load a pipeline folder; with no path (or ``"tenku-world-tiny"``), the model shipped with tenku.
-        ``dtype`` (e.g. torch.bfloat16 on a GPU) casts the VAE and DiT; None keeps float32. A broken folder
-        raises ModelFolderError."""
-        from tenku.models.hub import load_pipeline_folder
-        from tenku.pipeline import model_path
-
+        ``dtype`` (e.g. torch.bfloat16 on a GPU) casts the VAE and DiT; None keeps float32. ``safety``: the
+        policy its generations follow (default: :class:`tenku.safety.policy.Safety`'s defaults). A broken
+        folder raises ModelFolderError."""
         path = model_path(path)
         comps, flow, sample, _ = load_pipeline_folder(path, device=device, dtype=None)
         if dtype is not None:
             comps["vae"].to(dtype)
             comps["transformer"].to(dtype)
-        pipe = cls(comps["vae"], comps["transformer"], comps["text_encoder"], flow, sample, name=path.name)
+        pipe = cls(comps["vae"], comps["transformer"], comps["text_encoder"], flow, sample, name=path.name,
+                   safety=safety)
         pipe.path = path.resolve()
         return pipe
 
     def save_pretrained(self, path: str | Path, dtype: torch.dtype | None = None) -> Path:
         """Write the pipeline folder (atomically renamed into place). ``dtype`` casts stored weights."""
-        from tenku.models.hub import save_pipeline_folder
-
         comps = {"vae": self.vae, "transformer": self.transformer, "text_encoder": self.text_encoder}
         return save_pipeline_folder(path, comps, self.flow_config, self.sample_config, dtype=dtype)
 
@@ -107,8 +102,6 @@ class TenkuPipeline:
     def compile(self, **kwargs: Any) -> "TenkuPipeline":
         """Compile the DiT's blocks with ``torch.compile`` (see :func:`tenku.models.dit.compile_dit`); outputs
         match the eager model within float tolerance. Optional: the first step of each new size compiles."""
-        from tenku.models.dit import compile_dit
-
         compile_dit(self.transformer, **kwargs)
         return self
 
@@ -116,46 +109,11 @@ class TenkuPipeline:
     def device(self) -> torch.device:
         return next(self.transformer.parameters()).device
 
-    # ---- sizes -------------------------------------------------------------------------------
+    # ---- sizes: the model's geometry (tenku.geometry) -----------------------------------------
     @property
-    def spatial_multiple(self) -> tuple[int, int]:
-        """(height, width) must be multiples of these: VAE spatial factor x DiT patch size."""
-        return spatial_multiple_of(self.vae.cfg, self.transformer.cfg)
-
-    def is_valid_num_frames(self, n: int) -> bool:
-        tf = self.vae.cfg.temporal_factor
-        pt = self.transformer.cfg.patch_size[0]
-        return n >= 1 and (n - 1) % tf == 0 and (1 + (n - 1) // tf) % pt == 0
-
-    def nearest_num_frames(self, n: float) -> int:
-        """The valid frame count closest to ``n`` (ties go to the longer clip)."""
-        best = 1
-        for cand in range(1, int(n) + 4 * self.vae.cfg.temporal_factor * self.transformer.cfg.patch_size[0] + 2):
-            if self.is_valid_num_frames(cand) and abs(cand - n) <= abs(best - n):
-                best = cand
-        return best
-
-    def check_size(self, num_frames: int, height: int, width: int) -> None:
-        """Raise UnsupportedSizeError (listing valid nearby values) unless the model can make this size."""
-        mh, mw = self.spatial_multiple
-        tf = self.vae.cfg.temporal_factor
-        problems = []
-        if not isinstance(num_frames, int) or not self.is_valid_num_frames(num_frames):
-            near = _nearby(int(num_frames), self.is_valid_num_frames, tf * self.transformer.cfg.patch_size[0])
-            problems.append(f"{num_frames} frames is not a valid length (1 + {tf}*k frames); "
-                            f"valid nearby: {', '.join(map(str, near))}")
-        problems += frame_size_problems(height, width, (mh, mw))
-        if problems:
-            raise UnsupportedSizeError("; ".join(problems))
-
-    def latent_shape(self, num_frames: int, height: int, width: int) -> tuple[int, int, int, int]:
-        sf, tf = self.vae.cfg.spatial_factor, self.vae.cfg.temporal_factor
-        return (self.vae.cfg.latent_channels, 1 + (num_frames - 1) // tf, height // sf, width // sf)
-
-    def num_tokens(self, latent_shape: tuple[int, ...]) -> int:
-        _, t, h, w = latent_shape
-        pt, ph, pw = self.transformer.cfg.patch_size
-        return (t // pt) * (h // ph) * (w // pw)
+    def geometry(self) -> Geometry:
+        """Valid frame counts and sizes, latent shapes and token counts of this model."""
+        return Geometry.of(self.vae.cfg, self.transformer.cfg)
 
     # ---- steps -------------------------------------------------------------------------------
     @torch.no_grad()
@@ -194,14 +152,12 @@ class TenkuPipeline:
         return model
 
     @torch.no_grad()
-    def _generate(
+    def denoise(
         self,
         cond: Cond,
         uncond: Cond | None,
         noise: torch.Tensor,
-        num_steps: int,
-        guidance: float,
-        sampler: str = "euler",
+        sample: SampleConfig | None = None,
         callback: Callable[[dict], None] | None = None,
         progress: bool = True,
         cond_latents: torch.Tensor | None = None,
@@ -210,17 +166,20 @@ class TenkuPipeline:
         strength: float | None = None,
         guidance_interval: tuple[float, float] | None = None,
     ) -> torch.Tensor:
-        """Sample latents (B, C, T', h, w) from ``noise`` of that shape. ``guidance_interval`` (lo, hi):
+        """Sample latents (B, C, T', h, w) from ``noise`` of that shape with ``sample``'s steps, guidance and
+        sampler (default: the model's sample config). ``guidance_interval`` (lo, hi):
         classifier-free guidance only at timesteps lo <= t <= hi, the conditional model alone elsewhere.
 
         cond_latents + cond_mask ((B, T') or (T',) bool): latent frames held fixed (and shown to the DiT
         as clean). init_latents + strength in (0, 1]: start from these latents noised to t = strength
         (editing); strength 1 is plain generation."""
+        sample = sample or self.sample_config
+        sampler, num_steps, guidance = sample.sampler, sample.num_steps, float(sample.guidance)
         if sampler not in SAMPLERS:
             raise TenkuError(f"unknown sampler {sampler!r}; choose one of {sorted(SAMPLERS)}")
         device = self.device
         x = noise.to(device=device, dtype=torch.float32)
-        shift = compute_shift(self.num_tokens(tuple(x.shape[1:])), self.flow_config)
+        shift = compute_shift(self.geometry.num_tokens(tuple(x.shape[1:])), self.flow_config)
         ts = shifted_schedule(num_steps, shift)
         if init_latents is not None:
             s = 1.0 if strength is None else float(strength)
@@ -243,11 +202,8 @@ class TenkuPipeline:
 
             def denoise(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
                 return guided(x, t) if lo <= float(t[0]) <= hi else plain(x, t)
-        bar = None
-        if progress_enabled(progress):
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=len(ts) - 1, desc="denoising", unit="step", leave=False)
+        bar = progress_bar(progress, total=len(ts) - 1, desc="denoising", unit="step", leave=False) \
+            if progress_enabled(progress) else None
 
         def on_step(d: dict) -> None:
             if bar is not None:
@@ -265,155 +221,104 @@ class TenkuPipeline:
     @torch.no_grad()
     def decode(self, latents: torch.Tensor) -> np.ndarray:
         """Latents (1, C, T', h, w) -> frames (T, H, W, 3) uint8, decoded in time chunks."""
-        from tenku.pipeline.longvideo import decode_frames
-
-        return np.ascontiguousarray(np.concatenate(list(decode_frames(self, latents)), axis=0))
+        return np.ascontiguousarray(np.concatenate(list(lv.decode_frames(self, latents)), axis=0))
 
     # ---- the call ----------------------------------------------------------------------------
-    def resolve(self, **kwargs: Any) -> dict[str, Any]:
-        """Fill unset arguments from the sample config and check them; returns the resolved values."""
-        sc = self.sample_config
-        r = {k: (sc_v if kwargs.get(k) is None else kwargs[k]) for k, sc_v in (
-            ("num_frames", sc.num_frames), ("height", sc.height), ("width", sc.width), ("fps", sc.fps),
-            ("num_steps", sc.num_steps), ("guidance", sc.guidance), ("sampler", sc.sampler))}
-        self.check_size(r["num_frames"], r["height"], r["width"])
-        if not r["fps"] or float(r["fps"]) <= 0:
-            raise UnsupportedSizeError(f"fps must be positive, got {r['fps']}")
-        if not isinstance(r["num_steps"], int) or r["num_steps"] < 1:
-            raise TenkuError(f"num_steps must be a positive integer, got {r['num_steps']}")
-        if float(r["guidance"]) < 0:
-            raise TenkuError(f"guidance must be >= 0 (1 = no guidance), got {r['guidance']}")
-        if r["sampler"] not in SAMPLERS:
-            raise TenkuError(f"unknown sampler {r['sampler']!r}; choose one of {sorted(SAMPLERS)}")
-        return r
+    def __call__(self, prompt: str, negative_prompt: str | None = None, **kwargs: Any) -> PipelineOutput:
+        """Generate one clip and return it whole; the arguments are those of :meth:`stream`."""
+        return self.stream(prompt, negative_prompt, **kwargs).collect()
 
-    @staticmethod
-    def make_generator(seed: int | None, generator: torch.Generator | None) -> tuple[torch.Generator, int]:
-        """(CPU generator, seed): the given generator, else one seeded by ``seed`` (random when None)."""
-        if generator is not None:
-            return generator, int(seed if seed is not None else generator.initial_seed())
-        if seed is None:
-            seed = random.SystemRandom().randrange(2**31)
-        if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**63:
-            raise TenkuError(f"seed must be an integer in [0, 2**63), got {seed!r}")
-        return torch.Generator(device="cpu").manual_seed(seed), seed
-
-    def __call__(
+    def stream(
         self,
         prompt: str,
         negative_prompt: str | None = None,
+        mode: Any = None,
+        *,
+        seconds: float | None = None,
         num_frames: int | None = None,
         height: int | None = None,
         width: int | None = None,
         fps: float | None = None,
         num_steps: int | None = None,
         guidance: float | None = None,
+        sampler: str | None = None,
         seed: int | None = None,
         generator: torch.Generator | None = None,
         callback: Callable[[dict], None] | None = None,
         progress: bool = True,
-        sampler: str | None = None,
         latents: torch.Tensor | None = None,
-        mode: Any = None,
         expand: Any = True,
         window: int | None = None,
         context: int | None = None,
         guidance_interval: tuple[float, float] | None = None,
         match_seams: bool = True,
-    ) -> PipelineOutput:
-        """Generate one clip. Unset arguments come from ``sample_config``. ``num_frames = 1`` is an image.
-        Same seed (or an equally seeded ``generator``), same frames: noise is drawn on the CPU.
-        ``latents``: explicit initial noise (1, C, T', h, w) instead of drawing it (one window, text only).
-        ``mode``: a typed mode from :mod:`tenku.pipeline.modes` (ImageToVideo, Extend, Loop, Connect, Edit,
-        TextToImage; default TextToVideo). Clips longer than the model's window (``window`` latent frames,
-        default its training clip) are made window by window, each conditioned on ``context`` latent
-        frames of the one before. ``expand``: prompt expansion before text encoding (True: built-in,
-        False: off, or an expander from :mod:`tenku.pipeline.prompt`); metadata keeps both prompts.
-        ``negative_prompt`` is the unconditional side of guidance; ``guidance_interval`` (lo, hi) applies
-        guidance only for timesteps in [lo, hi] (the conditional model alone outside, one pass).
-        ``match_seams``: new frames are corrected where they meet given frames or the previous window
-        (the VAE's round-trip colour shift and detail; see :func:`tenku.pipeline.longvideo.match_seams`)."""
-        if latents is not None:
-            return self._run_latents(prompt, negative_prompt, latents, mode, expand, seed, generator,
-                                     num_frames=num_frames, height=height, width=width, fps=fps,
-                                     num_steps=num_steps, guidance=guidance, sampler=sampler,
-                                     callback=callback, progress=progress)
-        return self.stream(prompt, negative_prompt, mode=mode, num_frames=num_frames, height=height, width=width,
-                           fps=fps, num_steps=num_steps, guidance=guidance, sampler=sampler, seed=seed,
-                           generator=generator, callback=callback, progress=progress, expand=expand,
-                           window=window, context=context, guidance_interval=guidance_interval,
-                           match_seams=match_seams).collect()
+        on_window: Callable[[dict], None] | None = None,
+    ) -> GenerationStream:
+        """Plan one generation and return its :class:`GenerationStream` (nothing is sampled until its frames are
+        read; write them with :func:`tenku.pipeline.output.save_output_stream`: memory stays flat for any length).
 
-    def stream(self, prompt: str, negative_prompt: str | None = None, mode: Any = None, **kwargs: Any):
-        """Like calling the pipeline, but returns a :class:`tenku.pipeline.modes.GenerationStream` whose
-        ``frames`` yields pieces as each window is decoded (write them with
-        :func:`tenku.pipeline.output.save_output_stream`: memory stays flat for any length)."""
-        from tenku.pipeline.modes import generate
+        Unset arguments come from ``sample_config``. ``seconds`` (or ``num_frames``; 1 is an image): the clip's
+        length, rounded to the nearest valid frame count. Same seed (or an equally seeded ``generator``), same
+        frames: noise is drawn on the CPU. ``latents``: explicit initial noise (1, C, T', h, w) instead of drawing
+        it (text-to-video, one window). ``mode``: a typed mode from :mod:`tenku.pipeline.modes` (ImageToVideo,
+        Extend, Loop, Connect, Edit, TextToImage; default TextToVideo). Clips longer than the model's window
+        (``window`` latent frames, default its training clip) are made window by window, each conditioned on
+        ``context`` latent frames of the one before. ``expand``: prompt expansion before text encoding (True:
+        the expander the model folder names, False: off, or an expander from :mod:`tenku.pipeline.prompt`);
+        metadata keeps both prompts. ``negative_prompt`` is the unconditional side of guidance;
+        ``guidance_interval`` (lo, hi) applies guidance only for timesteps in [lo, hi] (the conditional model
+        alone outside, one pass). ``match_seams``: new frames are corrected where they meet given frames or
+        the previous window (see :func:`tenku.pipeline.longvideo.match_seams`). ``callback`` gets a dict per
+        sampler step; ``on_window`` one per window (its latents and conditioning)."""
+        if generator is not None and seed is None:
+            seed = int(generator.initial_seed())
+        request = self.request(prompt, mode, negative_prompt=negative_prompt, seconds=seconds, num_frames=num_frames,
+                               height=height, width=width, fps=fps, num_steps=num_steps, guidance=guidance,
+                               sampler=sampler, seed=seed, seed_from_generator=generator is not None, expand=expand,
+                               window=window, context=context, guidance_interval=guidance_interval,
+                               match_seams=match_seams, latents=latents)
+        gen = generator if generator is not None else torch.Generator(device="cpu").manual_seed(request.seed)
+        self.safety.moderate(request.prompt)  # refuses (ModerationError, naming the category) before any work
+        self.safety.moderate(request.negative_prompt, "negative prompt")
+        self.safety.moderate(request.negative_prompt, "negative prompt")  # it reaches the model too
+        plan = request.mode.plan(self, request)
+        text, expander = self.expand(request, plan)
+        if text != request.prompt:
+            self.safety.moderate(text, "expanded prompt")  # an external enhancer's text passes the same check
+        s = request.sample
+        check_limits(self, plan.total, s.height, s.width, float(s.fps))
+        meta = self.metadata(request, plan, text, expander)
+        state: dict[str, Any] = {}
+        frames = self._frames(request, plan, text, gen, meta, state, callback, progress, on_window)
+        return GenerationStream(frames=frames, num_frames=plan.total, fps=float(s.fps), width=s.width,
+                                height=s.height, metadata=meta, state=state, safety=self.safety)
 
-        return generate(self, prompt, mode, negative_prompt=negative_prompt, **kwargs)
+    def request(self, prompt: str, mode: Any = None, **kwargs: Any) -> GenerationRequest:
+        """The checked :class:`GenerationRequest` a call with these arguments makes (see :meth:`stream`)."""
+        return build_request(self, prompt, TextToVideo() if mode is None else mode, **kwargs)
 
-    def _run_latents(self, prompt, negative_prompt, latents, mode, expand, seed, generator, **sizes):
-        from tenku.pipeline.prompt import expand_prompt
+    def expand(self, request: GenerationRequest, plan: Plan) -> tuple[str, str | None]:
+        """(text to encode, which expander made it): the request's ``expand`` (True: the model folder's
+        expander), describing the frame the new ones continue from when frames are given."""
+        return expand_prompt(request.prompt, request.seed, request.expand, frames=plan.given,
+                             default=self.sample_config.expander)
 
-        if mode is not None:
-            raise TenkuError("latents= (explicit initial noise) works with plain text-to-video only; "
-                             "leave mode unset")
-        if not isinstance(prompt, str):
-            raise TenkuError(f"prompt must be a string, got {type(prompt).__name__}")
-        gen, seed = self.make_generator(seed, generator)
-        text, source = expand_prompt(prompt, seed, expand)
-        out = self._run(text, negative_prompt, seed=seed, generator=gen, latents=latents,
-                        extra_metadata={"prompt": prompt, "expanded_prompt": text, "expander": source,
-                                        "mode": "text_to_video"}, **sizes)
-        return out
-
-    def _run(
-        self,
-        prompt: str,
-        negative_prompt: str | None = None,
-        *,
-        seed: int | None = None,
-        generator: torch.Generator | None = None,
-        callback: Callable[[dict], None] | None = None,
-        progress: bool = True,
-        latents: torch.Tensor | None = None,
-        cond_latents: torch.Tensor | None = None,
-        cond_mask: torch.Tensor | None = None,
-        init_latents: torch.Tensor | None = None,
-        strength: float | None = None,
-        extra_metadata: dict[str, Any] | None = None,
-        **sizes: Any,
-    ) -> PipelineOutput:
-        """The whole call, plus conditioning for generation modes: ``cond_latents`` (1, C, T', h, w) with
-        ``cond_mask`` (T',) bool (frames held fixed), or ``init_latents`` + ``strength`` (editing).
-        ``sizes``: num_frames, height, width, fps, num_steps, guidance, sampler (None = default)."""
-        if not isinstance(prompt, str):
-            raise TenkuError(f"prompt must be a string, got {type(prompt).__name__}")
-        from tenku.safety.moderation import ensure_allowed
-
-        ensure_allowed(prompt)  # refuses (ModerationError, naming the category) before any generation
-        r = self.resolve(**sizes)
+    def _frames(self, request: GenerationRequest, plan: Plan, text: str, gen: torch.Generator, meta: dict,
+                state: dict, callback, progress: bool, on_window) -> Iterator[np.ndarray]:
+        """The stream's frames: encode the text once, then the given frames before, the windows, those after."""
         start = time.perf_counter()
-        gen, seed = self.make_generator(seed, generator)
-        shape = (1, *self.latent_shape(r["num_frames"], r["height"], r["width"]))
-        for what, z in (("latents", latents), ("cond_latents", cond_latents), ("init_latents", init_latents)):
-            if z is not None and tuple(z.shape) != shape:
-                raise TenkuError(f"{what} must have shape {shape} for {r['num_frames']} frames at "
-                                 f"{r['width']}x{r['height']}, got {tuple(z.shape)}")
-        if latents is not None:
-            noise = latents.float()
-        else:
-            noise = torch.randn(shape, generator=gen, device=gen.device, dtype=torch.float32)
         with torch.no_grad():
-            cond, uncond = self.encode_prompt(prompt, negative_prompt, float(r["guidance"]))
-            z = self._generate(cond, uncond, noise, r["num_steps"], float(r["guidance"]), r["sampler"],
-                               callback=callback, progress=progress, cond_latents=cond_latents,
-                               cond_mask=cond_mask, init_latents=init_latents, strength=strength)
-            frames = self.decode(z)
-        meta = self.metadata(prompt, negative_prompt, seed, r)
-        meta.update(extra_metadata or {})
+            cond, uncond = self.encode_prompt(text, request.negative_prompt, float(request.sample.guidance))
+            run = lv.WindowRunner(self, cond, uncond, request, gen, plan.windows, callback=callback,
+                                  progress=progress, on_window=on_window)
+            try:
+                yield from plan.before
+                yield from plan.make(run)
+            finally:
+                run.close()
+            yield from plan.after
+            state["latents"] = run.last  # the last window's latents
         meta["seconds_taken"] = round(time.perf_counter() - start, 3)
-        return PipelineOutput(frames=frames, fps=float(r["fps"]), metadata=meta, latents=z.cpu())
 
     @torch.no_grad()
     def encode_frames(self, frames: np.ndarray) -> torch.Tensor:
@@ -423,10 +328,20 @@ class TenkuPipeline:
         video = video.to(device=p.device, dtype=p.dtype) / 127.5 - 1.0
         return self.vae.encode(video, chunk_size=self.decode_chunk).float()
 
-    def metadata(self, prompt: str, negative_prompt: str | None, seed: int, r: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "prompt": prompt, "negative_prompt": negative_prompt, "seed": seed, "num_steps": r["num_steps"],
-            "guidance": float(r["guidance"]), "sampler": r["sampler"], "width": r["width"], "height": r["height"],
-            "num_frames": r["num_frames"], "fps": float(r["fps"]), "duration": r["num_frames"] / float(r["fps"]),
+    def metadata(self, request: GenerationRequest, plan: Plan | None = None, text: str | None = None,
+                 expander: str | None = None) -> dict[str, Any]:
+        """What a generation records (and the C2PA manifest carries): the request, the model and the plan."""
+        s = request.sample
+        n = plan.total if plan is not None else s.num_frames
+        meta = {
+            "prompt": request.prompt, "negative_prompt": request.negative_prompt, "seed": request.seed,
+            "num_steps": s.num_steps, "guidance": float(s.guidance), "sampler": s.sampler, "width": s.width,
+            "height": s.height, "num_frames": n, "fps": float(s.fps), "duration": n / float(s.fps),
             "model": self.name, "model_path": str(self.path) if self.path else None, "tenku_version": __version__,
         }
+        meta.update({"mode": request.mode.name, "mode_params": mode_params(request.mode),
+                     "expanded_prompt": request.prompt if text is None else text, "expander": expander,
+                     "windows": plan.windows if plan is not None else 1, "window_latent_frames": request.window,
+                     "context_latent_frames": request.context, "guidance_interval": request.guidance_interval,
+                     "match_seams": request.match_seams})
+        return meta

@@ -308,19 +308,20 @@ def _registered(lum: np.ndarray, moved: np.ndarray, h: int, w: int) -> np.ndarra
 
 
 def embed(frames: np.ndarray, payload: int, key: int = DEFAULT_KEY, strength: float = STRENGTH,
-          start: int = 0) -> np.ndarray:
+          start: int = 0, still_boost: bool = True) -> np.ndarray:
     """Return a marked copy of frames (T, H, W, 3) uint8 (or one (H, W, 3) frame). ``start`` is the index of
     the first frame in the whole video, for a video marked piece by piece.
 
     A still image (one frame at ``start`` 0) has no temporal code to cancel a textured floor, so its mark is
     read back from the marked frame itself and made stronger (``STILL_BOOST`` steps) until it reads; textured
-    floors, the images that need it, also hide it best. A frame on which no step reads keeps the plain mark."""
+    floors, the images that need it, also hide it best. A frame on which no step reads keeps the plain mark.
+    ``still_boost=False`` keeps the plain mark on stills too (for measurements of what the boost buys)."""
     single = frames.ndim == 3
     video = frames[None] if single else frames
     if video.ndim != 4 or video.shape[-1] != 3 or video.dtype != np.uint8:
         raise ValueError(f"expected uint8 frames (T, H, W, 3), got {video.dtype} {video.shape}")
     out = plain = _embed(video, payload, key, strength, start)
-    if len(video) == 1 and start == 0:
+    if still_boost and len(video) == 1 and start == 0:
         for boost in STILL_BOOST:
             out = plain if boost == 1.0 else _embed(video, payload, key, strength * boost, start)
             r = detect(out, key=key)
@@ -497,9 +498,3 @@ def detect(frames: np.ndarray, key: int = DEFAULT_KEY, max_frames: int = 48) -> 
     detected, payload, z, p, crc_ok, s, shift, margin, corrected = result
     return WatermarkResult(detected, payload if detected else None, z, p, crc_ok, s, shift, margin, corrected,
                            payload)
-
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(((a.astype(np.float64) - b.astype(np.float64)) ** 2).mean())
-    return float("inf") if mse == 0 else 10 * math.log10(255.0**2 / mse)

@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
-import random
 import sys
 from importlib import resources
 from pathlib import Path
@@ -23,31 +22,38 @@ from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from tenku.seeds import draw_seed
 from tenku.serve import schemas as S
 from tenku.serve.body import BodyReader, ClientGone, Upload
 from tenku.serve.errors import APIError, bad_request, error_body, not_found
-from tenku.serve.files import VARIANTS, cover_image, is_video_id, remove_job_files, uploads_dir, variant_path
+from tenku.serve.files import VARIANTS, is_video_id, remove_job_files, uploads_dir, variant_path
+from tenku.serve.modes import EDIT, EXTEND, IMAGE_TO_VIDEO
 from tenku.serve.security import GuardMiddleware, RateLimiter, client_address
-from tenku.serve.settings import Capabilities, ServeConfig, capabilities
+from tenku.serve.settings import Capabilities, ServeConfig, capabilities, parse_size, serve_safety
 from tenku.serve.store import Job, JobStore, new_video_id
 
 
-def _moderate(text: str) -> None:
-    """Prompt moderation (tenku.safety.moderation) before a job is queued: 400 ``moderation_blocked``."""
-    from tenku.safety.moderation import ModerationError, ModerationUnavailableError, ensure_allowed
+def _moderate(safety, text: str) -> None:
+    """Prompt moderation (the server's :class:`tenku.safety.policy.Safety`) before a job is queued: 400
+    ``moderation_blocked``, or 503 ``moderation_unavailable`` when its endpoint does not answer."""
+    from tenku.safety.moderation import ModerationError, ModerationUnavailableError
 
     try:
-        ensure_allowed(text)
+        safety.moderate(text)
     except ModerationError as e:
-        raise APIError(400, f"the prompt was refused by moderation (category: {e.category}); rephrase it",
+        raise APIError(400, f"the prompt was refused by moderation (category: {e.category}); to go on, "
+                       f"{e.advice or 'rephrase it'}",
                        param="prompt", code="moderation_blocked") from None
     except ModerationUnavailableError as e:  # fail closed, and say it is the server's side, not the prompt
         raise APIError(503, f"moderation is unavailable, so no video can be queued: {e}",
                        type="server_error", code="moderation_unavailable") from None
 
 
-def create_app(cfg: ServeConfig, store: JobStore | None = None, caps: Capabilities | None = None) -> FastAPI:
+def create_app(cfg: ServeConfig, store: JobStore | None = None, caps: Capabilities | None = None,
+               safety=None) -> FastAPI:
+    """The app for ``cfg``; ``safety`` (default: :func:`tenku.serve.settings.serve_safety`) moderates prompts."""
     caps = caps or capabilities(cfg)
+    safety = safety or serve_safety()
     store = store or JobStore(cfg.resolved_db_url(), lease_seconds=cfg.lease_seconds, max_attempts=cfg.max_attempts)
     data_dir = Path(cfg.data_dir)
     uploads_dir(data_dir).mkdir(parents=True, exist_ok=True)
@@ -161,7 +167,7 @@ def create_app(cfg: ServeConfig, store: JobStore | None = None, caps: Capabiliti
         """Queue a job; a full queue is 429 and the upload saved for it is deleted."""
         seed = kw.pop("seed", None)
         job = store.create(owner=owner, max_queue=cfg.max_queue,
-                           seed=random.randrange(2**31) if seed is None else seed, **kw)
+                           seed=draw_seed() if seed is None else seed, **kw)
         if job is None:
             _discard(upload_path)
             raise APIError(429, f"the queue is full ({cfg.max_queue} jobs queued or running); retry later",
@@ -173,12 +179,16 @@ def create_app(cfg: ServeConfig, store: JobStore | None = None, caps: Capabiliti
             Path(path).unlink(missing_ok=True)
 
     def _save_upload_image(img, size: str) -> str:
-        from tenku.media import atomic_path
+        import numpy as np
+        from PIL import Image
+
+        from tenku.media import atomic_path, cover_frames
 
         w, h = caps.generation_size(size)  # the model sees the image at the size it generates
         path = uploads_dir(data_dir) / f"{new_video_id()}.png"
         with atomic_path(path) as tmp:
-            cover_image(img, w, h).save(tmp, format="PNG")
+            Image.fromarray(cover_frames(np.asarray(img.convert("RGB"))[None], w, h, "bicubic")[0]).save(
+                tmp, format="PNG")
         return str(path)
 
     def _save_upload_video(up: Upload) -> tuple[str, dict]:
@@ -206,8 +216,6 @@ def create_app(cfg: ServeConfig, store: JobStore | None = None, caps: Capabiliti
 
     def _nearest_size(w: int, h: int) -> str:
         """The served size whose aspect ratio is closest to w:h (the default size for an uploaded video)."""
-        from tenku.serve.settings import parse_size
-
         def gap(s: str) -> float:
             sw, sh = parse_size(s)
             return abs(sw / sh - w / h)
@@ -263,8 +271,8 @@ def create_app(cfg: ServeConfig, store: JobStore | None = None, caps: Capabiliti
         if "input_reference" in data and data["input_reference"] != "":
             ref = S.reference_image(data["input_reference"], cfg.max_upload_bytes)
             img = await run_in_threadpool(S.decode_image, ref, "input_reference", cfg.max_upload_bytes)
-            params["mode"] = "image_to_video"
-        await run_in_threadpool(_moderate, prompt)
+            params["mode"] = IMAGE_TO_VIDEO
+        await run_in_threadpool(_moderate, safety, prompt)
         input_path = await run_in_threadpool(_save_upload_image, img, size) if img is not None else None
         job = await run_in_threadpool(lambda: _queue(owner, input_path, kind="create", prompt=prompt, model=model,
                                                      seconds=seconds, size=size, seed=seed, input_path=input_path,
@@ -336,7 +344,7 @@ def create_app(cfg: ServeConfig, store: JobStore | None = None, caps: Capabiliti
         data = await bodies.read_payload(request)
         prompt = S.get_prompt(data, cfg)
         src = await run_in_threadpool(_completed_source, video_id, owner, "video_id")
-        await run_in_threadpool(_moderate, prompt)
+        await run_in_threadpool(_moderate, safety, prompt)
         job = await run_in_threadpool(lambda: _queue(owner, kind="remix", prompt=prompt, model=src.model,
                                                      seconds=src.seconds, size=src.size, seed=src.seed,
                                                      source_id=src.id))
@@ -347,7 +355,7 @@ def create_app(cfg: ServeConfig, store: JobStore | None = None, caps: Capabiliti
         prompt = S.get_prompt(data, cfg)
         ref = S.video_ref(data)
         model = S.get_model(data, caps)
-        segment = S.get_seconds(data, caps, None) if mode == "extend" else None
+        segment = S.get_seconds(data, caps, None) if mode == EXTEND else None
         seed = S.get_seed(data)
         saved = None
         try:
@@ -361,12 +369,12 @@ def create_app(cfg: ServeConfig, store: JobStore | None = None, caps: Capabiliti
                 # tenku's length rule, as for its own videos: n frames at fps f last (n - 1) / f seconds
                 source_seconds = round((info["num_frames"] - 1) / (info.get("fps") or caps.fps), 2)
             size = S.get_size(data, caps, size)
-            if mode == "extend":  # OpenAI reports the stitched total: the source plus the new segment
+            if mode == EXTEND:  # OpenAI reports the stitched total: the source plus the new segment
                 seconds = f"{source_seconds + float(segment):g}"
             else:
                 seconds = S.get_seconds(data, caps, f"{source_seconds:g}")
                 segment = seconds
-            await run_in_threadpool(_moderate, prompt)
+            await run_in_threadpool(_moderate, safety, prompt)
             params = {"mode": mode, "source_path": source_path, "segment_seconds": segment}
             job = await run_in_threadpool(lambda: _queue(
                 owner, saved, kind=mode, prompt=prompt, model=model, seconds=seconds, size=size, seed=seed,
@@ -378,11 +386,11 @@ def create_app(cfg: ServeConfig, store: JobStore | None = None, caps: Capabiliti
 
     @app.post("/v1/videos/extensions")
     async def extend_video(request: Request, owner: str = Depends(authorize)):
-        return await _typed_mode(request, owner, "extend")
+        return await _typed_mode(request, owner, EXTEND)
 
     @app.post("/v1/videos/edits")
     async def edit_video(request: Request, owner: str = Depends(authorize)):
-        return await _typed_mode(request, owner, "edit")
+        return await _typed_mode(request, owner, EDIT)
 
     return app
 

@@ -43,26 +43,6 @@ def remove_job_files(data_dir: str | Path, job_id: str, input_path: str | None =
             p.unlink(missing_ok=True)
 
 
-def cover_image(img, w: int, h: int):
-    """A PIL image scaled to cover (w, h) and centre-cropped to exactly (w, h)."""
-    from PIL import Image
-
-    s = max(w / img.width, h / img.height)
-    nw, nh = max(w, round(img.width * s)), max(h, round(img.height * s))
-    img = img.resize((nw, nh), Image.BICUBIC)
-    left, top = (nw - w) // 2, (nh - h) // 2
-    return img.crop((left, top, left + w, top + h))
-
-
-def cover_frames(frames: np.ndarray, w: int, h: int) -> np.ndarray:
-    """(T, H, W, 3) uint8 frames scaled to cover (w, h) and centre-cropped: the size a client asked for."""
-    from PIL import Image
-
-    if frames.shape[1:3] == (h, w):
-        return frames
-    return np.stack([np.asarray(cover_image(Image.fromarray(f), w, h)) for f in frames])
-
-
 SPRITE_TILE = 256  # longest side of one spritesheet tile, in pixels
 
 

@@ -7,8 +7,14 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from tenku import geometry
 from tenku.errors import TenkuError
+from tenku.models.folder import model_path, read_pipeline_info
+
+if TYPE_CHECKING:
+    from tenku.safety.policy import Safety
 
 
 @dataclass(frozen=True)
@@ -98,12 +104,6 @@ class Capabilities:
     max_seconds: float = 20.0
     aliases: tuple[str, ...] = ()
 
-    def frames_for(self, seconds: str) -> int:
-        """Frames for a duration: 1 + temporal_factor * k, the lengths the causal VAE decodes."""
-        target = max(1.0, float(seconds) * self.fps)
-        k = max(1, round((target - 1) / self.temporal_factor))
-        return 1 + self.temporal_factor * k
-
     def generation_size(self, size: str) -> tuple[int, int]:
         """(width, height) the model generates for an accepted ``size`` (see the class's size policy)."""
         w, h = parse_size(size)
@@ -128,35 +128,17 @@ class Capabilities:
         }
 
 
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-
-
 def resolve_model(cfg: ServeConfig) -> str:
-    from tenku.pipeline import model_path
-
     return str(model_path(cfg.model or None))
 
 
 def capabilities(cfg: ServeConfig) -> Capabilities:
     """Sizes and durations from the model folder (``sample.json`` and the component configs), overridable by
     flags."""
-    from tenku.config import read_model_configs, spatial_multiple_of
-
-    model = resolve_model(cfg)
-    folder = Path(model)
-    if not (folder / "model_index.json").is_file():
-        raise TenkuError(
-            f"{folder} is not a tenku pipeline folder (no model_index.json); pass --model with a folder "
-            "written by save_pretrained or tenku.testing.make_tiny_pipeline"
-        )
-    name = folder.resolve().name
-    sample = _read_json(folder / "sample.json")
-    w, h = int(sample.get("width", 64)), int(sample.get("height", 64))
-    fps = float(cfg.fps or sample.get("fps", 8))
+    info = read_pipeline_info(resolve_model(cfg))  # the folder's JSON: no weights, no torch
+    name = info.name
+    w, h = int(info.sample.width), int(info.sample.height)
+    fps = float(cfg.fps or info.sample.fps)
     native = tuple(dict.fromkeys([f"{w}x{h}", f"{h}x{w}"]))
     sizes = cfg.sizes or tuple(dict.fromkeys(SPEC_SIZES + native))
     for s in sizes:
@@ -168,8 +150,7 @@ def capabilities(cfg: ServeConfig) -> Capabilities:
         if not _is_seconds(s) or float(s) > cfg.max_seconds:
             raise TenkuError(f"--seconds values must be positive numbers up to --max-seconds "
                              f"({cfg.max_seconds:g}), got {s!r}")
-    vae_cfg, dit_cfg = read_model_configs(folder)
-    mh, mw = spatial_multiple_of(vae_cfg, dit_cfg)
+    mh, mw = info.geometry.spatial_multiple
     if w % mw or h % mh:
         raise TenkuError(f"model {name}: its sample.json size {w}x{h} does not fit its patch grid "
                          f"({mw}x{mh}); fix the model folder")
@@ -181,7 +162,7 @@ def capabilities(cfg: ServeConfig) -> Capabilities:
             raise TenkuError(f"--model-alias is written ALIAS={name} (this server serves one model, {name}); "
                              f"got {pair!r}")
         aliases[alias] = None
-    tf = vae_cfg.temporal_factor
+    tf = info.geometry.temporal_factor
     return Capabilities(
         model_name=name, sizes=tuple(sizes), seconds=tuple(seconds), fps=fps, temporal_factor=tf,
         default_size=sizes[0], default_seconds="4" if "4" in seconds else seconds[0], native_sizes=native,
@@ -197,11 +178,29 @@ def _is_seconds(s: str) -> bool:
 
 
 def parse_size(s: str) -> tuple[int, int]:
-    """``"WxH"`` -> (width, height)."""
-    try:
-        w, h = (int(v) for v in s.lower().split("x"))
-    except ValueError:
-        raise TenkuError(f"a size is written WIDTHxHEIGHT, e.g. 64x48; got {s!r}") from None
+    """A served size ``"WxH"`` -> (width, height): :func:`tenku.geometry.parse_size`, 8..8192 per side."""
+    w, h = geometry.parse_size(s)
     if not (8 <= w <= 8192 and 8 <= h <= 8192):
         raise TenkuError(f"size {s!r} is out of range (8..8192 per side)")
     return w, h
+
+
+# ---- what the server reads from its environment (this module is the server's edge) ------------------
+
+def serve_safety() -> "Safety":
+    """The policy every request and job follows: :meth:`tenku.safety.policy.Safety.from_env`, and the prompt
+    is left out of the C2PA manifest unless ``TENKU_SERVE_C2PA_PROMPT=1``."""
+    from tenku.safety.policy import Safety
+
+    return Safety.from_env(include_prompt=os.environ.get("TENKU_SERVE_C2PA_PROMPT", "0") == "1")
+
+
+def worker_device() -> str:
+    """The torch device workers generate on (``TENKU_DEVICE``, default cpu)."""
+    return os.environ.get("TENKU_DEVICE", "cpu")
+
+
+def worker_config() -> "ServeConfig | None":
+    """The settings ``tenku serve`` hands its workers (``TENKU_SERVE_CONFIG``), or None when unset."""
+    raw = os.environ.get("TENKU_SERVE_CONFIG")
+    return ServeConfig.from_json(raw) if raw else None

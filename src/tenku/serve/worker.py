@@ -2,7 +2,9 @@
 kept alive by a heartbeat thread, and writes the video and its previews under the data folder.
 
 Run by ``tenku serve`` as ``python -m tenku.serve.worker`` with the server settings in the
-``TENKU_SERVE_CONFIG`` environment variable (JSON of :class:`tenku.serve.settings.ServeConfig`).
+``TENKU_SERVE_CONFIG`` environment variable (JSON of :class:`tenku.serve.settings.ServeConfig`, read by
+:func:`tenku.serve.settings.worker_config`). Every output goes through the marked writer
+(:func:`tenku.pipeline.output.save_output`): watermark and C2PA manifest, or no file at all.
 """
 
 from __future__ import annotations
@@ -23,17 +25,21 @@ from typing import Callable
 import numpy as np
 
 from tenku.errors import TenkuError
+from tenku.pipeline.output import save_output
+from tenku.media import cover_frames
 from tenku.serve.errors import JobError, UnsupportedModeError
-from tenku.serve.files import cover_frames, job_dir, remove_job_files, variant_path, write_previews
-from tenku.serve.settings import Capabilities, ServeConfig, capabilities, parse_size, resolve_model
+from tenku.serve.files import job_dir, remove_job_files, variant_path, write_previews
+from tenku.serve.modes import CONDITIONED_MODES, run_mode
+from tenku.serve.settings import (Capabilities, ServeConfig, capabilities, parse_size, resolve_model, serve_safety,
+                                  worker_config, worker_device)
 from tenku.serve.store import Job, JobStore
 
 
-def load_pipeline(model: str):
-    """The generator a worker runs, loaded once per worker process."""
+def load_pipeline(model: str, device: str | None = None, safety=None):
+    """The generator a worker runs, loaded once per worker process, with the server's safety policy."""
     from tenku.pipeline import TenkuPipeline
 
-    return TenkuPipeline.from_pretrained(model, device=os.environ.get("TENKU_DEVICE", "cpu"))
+    return TenkuPipeline.from_pretrained(model, device=device or worker_device(), safety=safety or serve_safety())
 
 
 def _step_fraction(*args, **kwargs) -> float | None:
@@ -48,25 +54,11 @@ def _step_fraction(*args, **kwargs) -> float | None:
     return min(1.0, (int(i) + 1) / int(n))
 
 
-def _save_video(output, path: Path) -> None:
-    try:
-        from tenku.pipeline.output import save_output
-    except ImportError:
-        from tenku.media import write_video
-
-        write_video(path, output.frames, output.fps)
-        return
-    # C2PA: the server leaves the prompt out of the manifest unless TENKU_SERVE_C2PA_PROMPT=1
-    save_output(output, path, include_prompt=os.environ.get("TENKU_SERVE_C2PA_PROMPT", "0") == "1")
-
-
 def _conditioned_generation(job: Job, pipeline, **gen_kwargs):
     """The one place every mode other than plain text-to-video goes through: image-to-video, extend and
-    edit run the pipeline's typed modes (:func:`tenku.pipeline.modes.run_mode`)."""
-    from tenku.pipeline.modes import run_mode
-
+    edit run the pipeline's typed modes (:func:`tenku.serve.modes.run_mode`)."""
     mode = job.params.get("mode", job.kind)
-    if mode not in ("image_to_video", "extend", "edit"):
+    if mode not in CONDITIONED_MODES:
         raise UnsupportedModeError(mode)
     return run_mode(pipeline, mode=mode, source=job.params.get("source_path"), image=job.input_path, **gen_kwargs)
 
@@ -78,11 +70,8 @@ def run_job(job: Job, pipeline, *, caps: Capabilities, data_dir: str | Path,
     The model generates at ``caps.generation_size(job.size)``; frames are then scaled to the asked size."""
     width, height = parse_size(job.size)
     gen_w, gen_h = caps.generation_size(job.size)
-    nearest = getattr(pipeline, "nearest_num_frames", None)  # the model's own rule for valid lengths
-    seconds = job.params.get("segment_seconds", job.seconds)  # extend: the new segment, not the total
-    frames_n = nearest(float(seconds) * caps.fps) if nearest else caps.frames_for(seconds)
-    kwargs = dict(num_frames=frames_n, height=gen_h, width=gen_w, fps=caps.fps,
-                  seed=job.seed, progress=False)
+    seconds = float(job.params.get("segment_seconds", job.seconds))  # extend: the new segment, not the total
+    kwargs = dict(height=gen_h, width=gen_w, fps=caps.fps, seed=job.seed, progress=False)
     if num_steps:
         kwargs["num_steps"] = num_steps
 
@@ -95,21 +84,23 @@ def run_job(job: Job, pipeline, *, caps: Capabilities, data_dir: str | Path,
         on_progress(1)
     plain = job.kind in ("create", "remix") and not job.input_path
     if plain:  # remix = same seed and size, new prompt: the layout of the source, the content of the prompt
-        output = pipeline(job.prompt, callback=callback, **kwargs)
-    else:
-        output = _conditioned_generation(job, pipeline, prompt=job.prompt, callback=callback, **kwargs)
+        output = pipeline(job.prompt, seconds=seconds, callback=callback, **kwargs)
+    else:  # the segment's frames: the model's nearest valid length (extend: the new frames after the source)
+        frames_n = pipeline.geometry.frames_for_seconds(seconds, caps.fps)
+        output = _conditioned_generation(job, pipeline, prompt=job.prompt, callback=callback, num_frames=frames_n,
+                                         **kwargs)
     frames = np.asarray(output.frames)
     if frames.ndim != 4 or frames.dtype != np.uint8:
         raise JobError("generation_error", f"the generator returned frames of shape {frames.shape} {frames.dtype}")
     if frames.shape[1:3] != (height, width):  # the size policy: generated near the model's size, scaled to the ask
-        frames = cover_frames(frames, width, height)
+        frames = cover_frames(frames, width, height, "bicubic")
         output = dataclasses.replace(output, frames=frames)
     if on_progress is not None:
         on_progress(92)
     out_dir = job_dir(data_dir, job.id)
     out_dir.mkdir(parents=True, exist_ok=True)
     video = variant_path(data_dir, job.id, "video")
-    _save_video(output, video)
+    save_output(output, video)
     paths = {"video": video, **write_previews(frames, out_dir)}
     if on_progress is not None:
         on_progress(99)
@@ -283,11 +274,11 @@ def worker_main(cfg: ServeConfig, name: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argparse.ArgumentParser(prog="python -m tenku.serve.worker", description=__doc__).parse_args(argv)
-    raw = os.environ.get("TENKU_SERVE_CONFIG")
-    if not raw:
+    cfg = worker_config()
+    if cfg is None:
         print("error: TENKU_SERVE_CONFIG is not set; workers are started by `tenku serve`", file=sys.stderr)
         return 2
-    return worker_main(ServeConfig.from_json(raw), worker_name(os.getpid()))
+    return worker_main(cfg, worker_name(os.getpid()))
 
 
 if __name__ == "__main__":

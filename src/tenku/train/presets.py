@@ -12,7 +12,7 @@ import dataclasses
 import json
 from typing import Any
 
-from tenku.config import WORLD_TINY_MODEL, ConfigBase
+from tenku.config import MODEL_PRESETS, ConfigBase
 from tenku.errors import TenkuError
 
 KINDS = ("vae", "dit")
@@ -84,7 +84,8 @@ class TrainConfig(ConfigBase):
     sample: dict = dataclasses.field(default_factory=dict)
 
 
-_WORLD_TINY = WORLD_TINY_MODEL  # one definition of the default model, in tenku.config
+_WORLD_TINY = MODEL_PRESETS["world-tiny"]  # the models are defined once, in tenku.config.MODEL_PRESETS
+_TINY = MODEL_PRESETS["tiny"]
 WORLD_PATCH_VAE = dict(_class_name="PatchVAE", latent_channels=96, spatial_factor=8, temporal_factor=4,
                        refine_channels=192, refine_blocks=2)
 
@@ -92,17 +93,9 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     # tiny models for tests and smoke runs (seconds on one CPU core)
     "tiny": {
         "vae": dict(steps=4, batch_size=2, lr=1e-3, warmup_steps=1, ckpt_every=2, log_every=1,
-                    crop_frames=5, crop_size=16,
-                    vae=dict(latent_channels=4, base_channels=8, channel_mult=(1, 2), num_res_blocks=1,
-                             spatial_factor=2, temporal_factor=2)),
+                    crop_frames=5, crop_size=16, vae=_TINY["vae"]),
         "dit": dict(steps=4, batch_size=2, lr=1e-3, warmup_steps=1, ckpt_every=2, log_every=1,
-                    sample_steps=2,
-                    vae=dict(latent_channels=4, base_channels=8, channel_mult=(1, 2), num_res_blocks=1,
-                             spatial_factor=2, temporal_factor=2),
-                    dit=dict(in_channels=4, patch_size=(1, 2, 2), hidden_size=32, depth=2, num_heads=2,
-                             mlp_ratio=2.0, text_dim=32),
-                    text=dict(dim=32, depth=1, num_heads=2, mlp_ratio=2.0, max_length=64),
-                    sample=dict(num_frames=5, height=16, width=16, fps=8, num_steps=2, guidance=2.0)),
+                    sample_steps=2, **_TINY),
     },
     # the default model shipped in src/tenku/assets/tenku-world-tiny (2 CPU cores, about 2 hours)
     "world-tiny": {
