@@ -210,3 +210,19 @@ def test_benchmark_reports_each_layer(tmp_path):
     full = data["layers"]["all layers"]
     assert full["recall"] >= 0.97 and full["fp_rate"] <= 0.01
     assert set(full["per_category"]) >= set(CATEGORIES) - {"custom"}
+
+
+@pytest.mark.parametrize("prompt", ["from an image", "a video of a cat", "an image", "animate this photo",
+                                    "make it move", "a red ball rolls to the right"])
+def test_everyday_short_prompts_are_allowed(prompt):
+    # tenku's own classifier scores some of these above its threshold (0.90 violence for "from an image");
+    # it is measured, not used to refuse
+    assert check_prompt(prompt).allowed
+
+
+def test_text_with_no_words_is_checked_without_error():
+    from tenku.safety.normalize import variants
+
+    for text in ("", "   ", "\u200b", "!!!", "\x00\x01", "1 2 3"):
+        variants(text)
+        assert check_prompt(text).allowed

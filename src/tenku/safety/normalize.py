@@ -297,6 +297,6 @@ def variants(text: str, lemmas: bool = True) -> list[str]:
         lang = language(base)
         add(_transliterate(lemmatise(base, lang)))
         readable = _words(undo_leet(joined))
-        if readable != out[0]:
+        if readable and (not out or readable != out[0]):
             add(" ".join(lemma(w, lang) for w in readable.split()))
     return out
