@@ -34,6 +34,7 @@ import json
 import logging
 import os
 import re
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -280,3 +281,19 @@ def check_frames(frames, raise_on_refusal: bool = True) -> ModerationResult:
                         "output")
             return result
     return ModerationResult(True, source="frames")
+
+
+_WARM = threading.Event()
+_WARM_LOCK = threading.Lock()
+
+
+def warm_up() -> None:
+    """Load what an allowed prompt's first check loads (the lemmatiser, the profanity model) once, under a
+    lock: a server calls it at start and before each check, so concurrent first requests wait for one
+    load instead of each loading it (which under 50 clients took past the clients' timeouts)."""
+    if _WARM.is_set():
+        return
+    with _WARM_LOCK:
+        if not _WARM.is_set():
+            check_prompt("a red ball rolls to the right", ModerationConfig())
+            _WARM.set()

@@ -36,8 +36,9 @@ from tenku.serve.store import Job, JobStore, new_video_id
 def _moderate(safety, text: str) -> None:
     """Prompt moderation (the server's :class:`tenku.safety.policy.Safety`) before a job is queued: 400
     ``moderation_blocked``, or 503 ``moderation_unavailable`` when its endpoint does not answer."""
-    from tenku.safety.moderation import ModerationError, ModerationUnavailableError
+    from tenku.safety.moderation import ModerationError, ModerationUnavailableError, warm_up
 
+    warm_up()
     try:
         safety.moderate(text)
     except ModerationError as e:
@@ -64,6 +65,11 @@ def create_app(cfg: ServeConfig, store: JobStore | None = None, caps: Capabiliti
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
+        import threading
+
+        from tenku.safety.moderation import warm_up
+
+        threading.Thread(target=warm_up, name="moderation-warm-up", daemon=True).start()
         task = asyncio.create_task(_housekeeping())
         try:
             yield
