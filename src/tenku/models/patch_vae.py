@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from tenku.config import PatchVAEConfig
 from tenku.errors import UnsupportedSizeError
 from tenku.models.layers import Cache, CausalConv3d, ChannelRMSNorm
-from tenku.models.vae import ResBlock, pixel_shuffle_3d, pixel_unshuffle_3d
+from tenku.models.vae import LatentCodec, ResBlock, pixel_shuffle_3d, pixel_unshuffle_3d
 
 LOGVAR = -30.0  # the constant posterior log-variance (a deterministic code)
 
@@ -123,7 +123,7 @@ class PatchDecoder(nn.Module):
         return from_blocks(y0, yr, self.s, self.tf)  # (B, 3, T, H, W)
 
 
-class PatchVAE(nn.Module):
+class PatchVAE(LatentCodec, nn.Module):
     """The block code behind the same interface as ``CausalVAE`` (encode/decode, chunks, normalisation)."""
 
     def __init__(self, cfg: PatchVAEConfig):
@@ -192,56 +192,6 @@ class PatchVAE(nn.Module):
             dec.weight.copy_((v * sd).reshape(d, n, 1, 1, 1).to(dec.weight))
             dec.bias.copy_(mu.to(dec.bias))
         return kept
-
-    # ---- sizes (as CausalVAE) ----------------------------------------------------------------
-    @property
-    def spatial_factor(self) -> int:
-        return self.cfg.spatial_factor
-
-    @property
-    def temporal_factor(self) -> int:
-        return self.cfg.temporal_factor
-
-    def num_latent_frames(self, num_frames: int) -> int:
-        tf = self.cfg.temporal_factor
-        if num_frames < 1 or (num_frames - 1) % tf:
-            lo = 1 + tf * max((num_frames - 1) // tf, 0)
-            raise UnsupportedSizeError(
-                f"{num_frames} frames cannot be encoded: the VAE needs 1 + {tf}*k frames "
-                f"(e.g. {lo} or {lo + tf}); trim or pad the clip"
-            )
-        return 1 + (num_frames - 1) // tf
-
-    def num_frames(self, num_latent_frames: int) -> int:
-        if num_latent_frames < 1:
-            raise UnsupportedSizeError(f"need at least 1 latent frame, got {num_latent_frames}")
-        return 1 + self.cfg.temporal_factor * (num_latent_frames - 1)
-
-    def _check_video(self, video: torch.Tensor) -> None:
-        if video.ndim != 5 or video.shape[1] != self.cfg.in_channels:
-            raise UnsupportedSizeError(
-                f"video must be (B, {self.cfg.in_channels}, T, H, W), got shape {tuple(video.shape)}"
-            )
-        self.num_latent_frames(video.shape[2])
-        sf = self.cfg.spatial_factor
-        h, w = video.shape[-2:]
-        if h % sf or w % sf:
-            raise UnsupportedSizeError(
-                f"frame size {w}x{h} is not a multiple of {sf}; resize or crop to e.g. "
-                f"{max(sf, w // sf * sf)}x{max(sf, h // sf * sf)}"
-            )
-
-    def _check_latent(self, z: torch.Tensor) -> None:
-        if z.ndim != 5 or z.shape[1] != self.cfg.latent_channels:
-            raise UnsupportedSizeError(
-                f"latent must be (B, {self.cfg.latent_channels}, T, h, w), got shape {tuple(z.shape)}"
-            )
-
-    def normalize(self, mean: torch.Tensor) -> torch.Tensor:
-        return (mean - self.cfg.latent_shift) * self.cfg.latent_scale
-
-    def denormalize(self, z: torch.Tensor) -> torch.Tensor:
-        return z / self.cfg.latent_scale + self.cfg.latent_shift
 
     # ---- public API (tiles are accepted and need no blending: the code is per block) ----------
     def encode_moments(self, video: torch.Tensor, chunk_size: int | None = None,

@@ -228,26 +228,10 @@ def _ramp(n: int, overlap: int, up: bool, down: bool, device: torch.device) -> t
     return w
 
 
-class CausalVAE(nn.Module):
-    """Causal 3D VAE with chunked (exact) and tiled (blended) encode/decode. See the module docstring."""
-
-    def __init__(self, cfg: VAEConfig):
-        super().__init__()
-        self.cfg = cfg
-        self.encoder = Encoder(cfg)
-        self.decoder = Decoder(cfg)
-        self.initialize_weights()
-
-    def initialize_weights(self) -> None:
-        for m in self.modules():
-            if isinstance(m, nn.Conv3d):
-                nn.init.kaiming_normal_(m.weight, nonlinearity="linear")  # std = 1/sqrt(fan_in)
-                nn.init.zeros_(m.bias)
-        for m in self.modules():
-            if isinstance(m, ResBlock):  # residual branches start at zero: a fresh block is the identity
-                nn.init.zeros_(m.conv2.conv.weight)
-            if isinstance(m, Upsample):
-                m.icnr_()
+class LatentCodec:
+    """Sizes, input checks and latent normalisation shared by the VAEs (``self.cfg`` holds
+    ``in_channels``, ``latent_channels``, ``spatial_factor``, ``temporal_factor``, ``latent_scale`` and
+    ``latent_shift``): a clip of ``1 + tf * k`` frames is ``1 + k`` latent frames."""
 
     # ---- sizes -------------------------------------------------------------------------------
     @property
@@ -299,6 +283,28 @@ class CausalVAE(nn.Module):
 
     def denormalize(self, z: torch.Tensor) -> torch.Tensor:
         return z / self.cfg.latent_scale + self.cfg.latent_shift
+
+
+class CausalVAE(LatentCodec, nn.Module):
+    """Causal 3D VAE with chunked (exact) and tiled (blended) encode/decode. See the module docstring."""
+
+    def __init__(self, cfg: VAEConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.encoder = Encoder(cfg)
+        self.decoder = Decoder(cfg)
+        self.initialize_weights()
+
+    def initialize_weights(self) -> None:
+        for m in self.modules():
+            if isinstance(m, nn.Conv3d):
+                nn.init.kaiming_normal_(m.weight, nonlinearity="linear")  # std = 1/sqrt(fan_in)
+                nn.init.zeros_(m.bias)
+        for m in self.modules():
+            if isinstance(m, ResBlock):  # residual branches start at zero: a fresh block is the identity
+                nn.init.zeros_(m.conv2.conv.weight)
+            if isinstance(m, Upsample):
+                m.icnr_()
 
     # ---- chunk/tile machinery ----------------------------------------------------------------
     @staticmethod
