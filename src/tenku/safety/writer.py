@@ -57,14 +57,20 @@ class MarkedWriter:
         self.written = 0
         self._video: media.VideoWriter | None = None
         self.mark: dict | None = None
+        self.strength: float | None = None  # the video's mark strength, once its first frames have read back
+        self._held: list[np.ndarray] = []
         if self.marked:
             self.payload, self.mark = watermark_for(metadata)
 
     def __enter__(self) -> "MarkedWriter":
         return self
 
+    READ_BACK_FRAMES = 16  # a video's first frames, marked together and read back before any is encoded
+
     def write(self, piece: np.ndarray) -> None:
-        """Check, mark and encode (t, H, W, 3) uint8 frames (the next ones in time)."""
+        """Check, mark and encode (t, H, W, 3) uint8 frames (the next ones in time). A video's first
+        ``READ_BACK_FRAMES`` frames are held until they are marked and read back
+        (:func:`tenku.safety.watermark.embed_read_back`); later frames take the strength found there."""
         if self.png and self.written:
             return
         piece = media.check_video(piece)
@@ -72,7 +78,35 @@ class MarkedWriter:
             from tenku.safety import watermark
 
             self.safety.check_frames(piece)
-            piece = watermark.embed(piece, self.payload, start=self.written)
+            if self.png:
+                piece = watermark.embed(piece, self.payload, start=0)
+            elif self.strength is None:
+                self._held.append(piece)
+                if sum(len(p) for p in self._held) >= self.READ_BACK_FRAMES:
+                    self._release()
+                return
+            else:
+                piece = watermark.embed(piece, self.payload, strength=self.strength, start=self.written)
+        self._encode(piece)
+
+    def _release(self) -> None:
+        """Mark the held first frames with a strength that reads back, and encode them."""
+        from tenku.safety import watermark
+
+        held, self._held = np.concatenate(self._held), []
+        marked, self.strength = watermark.embed_read_back(held, self.payload, roundtrip=self._roundtrip)
+        self._encode(marked)
+
+    def _roundtrip(self, frames: np.ndarray) -> np.ndarray:
+        """``frames`` as this file will store them: encoded with the same settings and decoded."""
+        probe = self.path.with_name(f".{self.path.stem}.probe.mp4")
+        try:
+            media.write_video(probe, frames, self.fps)
+            return media.read_video(probe)[0]
+        finally:
+            probe.unlink(missing_ok=True)
+
+    def _encode(self, piece: np.ndarray) -> None:
         if self.png:
             media.write_png(self.target, piece[0])
         else:
@@ -84,6 +118,8 @@ class MarkedWriter:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         try:
+            if exc_type is None and self._held:
+                self._release()
             if self._video is not None:
                 video, self._video = self._video, None
                 video.__exit__(exc_type, exc, tb)
