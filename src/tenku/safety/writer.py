@@ -66,6 +66,8 @@ class MarkedWriter:
         return self
 
     READ_BACK_FRAMES = 16  # a video's first frames, marked together and read back before any is encoded
+    READ_BACK_MAX_PIXELS = 256 * 256  # larger frames (e.g. scaled to a requested 720x1280) keep the plain mark:
+    # each read-back step marks, encodes, decodes and searches 16 frames, minutes at 720p on a CPU
 
     def write(self, piece: np.ndarray) -> None:
         """Check, mark and encode (t, H, W, 3) uint8 frames (the next ones in time). A video's first
@@ -80,6 +82,9 @@ class MarkedWriter:
             self.safety.check_frames(piece)
             if self.png:
                 piece = watermark.embed(piece, self.payload, start=0)
+            elif self.strength is None and piece.shape[1] * piece.shape[2] > self.READ_BACK_MAX_PIXELS:
+                self.strength = watermark.STRENGTH  # a large frame: reading it back costs too much, plain mark
+                piece = watermark.embed(piece, self.payload, start=self.written)
             elif self.strength is None:
                 self._held.append(piece)
                 if sum(len(p) for p in self._held) >= self.READ_BACK_FRAMES:
