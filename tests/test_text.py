@@ -143,11 +143,25 @@ def test_word_encoder_round_trips_through_a_component_folder(tmp_path):
     assert torch.equal(enc.encode(prompts)[0], back.encode(prompts)[0])
 
 
-def test_shipped_text_encoder_still_loads_as_bytes():
-    enc = load_component(SHIPPED / "text_encoder")
-    assert enc.cfg.tokenizer == "bytes" and enc.cfg.vocab == () and enc.tok_emb.weight.shape[0] == VOCAB_SIZE
-    ids, _ = enc.tokenize(["red"])
+def test_a_folder_written_before_word_tokens_still_loads_as_bytes(tmp_path):
+    # folders written before the words tokenizer have no tokenizer or vocab field in their config
+    enc = ByteTextEncoder(TextEncoderConfig(dim=32, depth=1, num_heads=2))
+    save_pretrained(enc, enc.cfg, tmp_path / "te")
+    cfg_path = tmp_path / "te" / "config.json"
+    d = json.loads(cfg_path.read_text())
+    d.pop("tokenizer", None), d.pop("vocab", None)
+    cfg_path.write_text(json.dumps(d))
+    back = load_component(tmp_path / "te")
+    assert back.cfg.tokenizer == "bytes" and back.cfg.vocab == () and back.tok_emb.weight.shape[0] == VOCAB_SIZE
+    ids, _ = back.tokenize(["red"])
     assert ids[0].tolist() == [BOS, *b"red", EOS]
+
+
+def test_shipped_text_encoder_uses_the_world_words():
+    enc = load_component(SHIPPED / "text_encoder")
+    assert enc.cfg.tokenizer == "words" and set(world_vocabulary()) <= set(enc.cfg.vocab)
+    ids, mask = enc.tokenize(["red"])
+    assert int(mask[0].sum()) == 3  # BOS, one token for the word, EOS
 
 
 @pytest.mark.parametrize("bad", [dict(tokenizer="words"), dict(tokenizer="chars"),
