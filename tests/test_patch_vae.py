@@ -209,9 +209,10 @@ def test_a_patch_vae_run_fits_its_code_trains_the_decoder_and_exports(tmp_path):
     from test_train_loop import write_shards
 
     from tenku.train.checkpoint import load_checkpoint, latest_checkpoint
-    from tenku.train.export import export_run
+    from tenku.train.tasks import export_run
     from tenku.train.latents import cache_latents
-    from tenku.train.loop import load_vae, train
+    from tenku.models.hub import load_vae
+    from tenku.train.loop import train
     from tenku.train.presets import resolve_config
 
     data = write_shards(tmp_path / "data", sizes=((9, 16, 16), (9, 16, 16)), per_size=4)
@@ -259,3 +260,29 @@ def test_whitened_code_has_unit_variance_channels_and_the_same_reconstruction():
     assert var_p.max() / var_p.min() > 5  # unwhitened: the components' own spread (about 7.6 here)
     x = clips[0]
     assert torch.allclose(white.decode(white.encode(x)), plain.decode(plain.encode(x)), atol=1e-4)
+
+
+def test_scaled_channels_keep_the_reconstruction_and_scale_the_code():
+    vae = _perturbed()
+    x = _video(5, 8, 12, seed=3)
+    z, y = vae.encode(x), vae.decode(vae.encode(x))
+    gain = torch.linspace(0.25, 4.0, CFG.latent_channels)
+    vae.scale_channels_(gain)
+    z2 = vae.encode(x)
+    # z is normalised as (mean - shift) * scale with shift 0 here, so each channel scales by its gain
+    assert torch.allclose(z2, z * gain.view(1, -1, 1, 1, 1), atol=ATOL)
+    assert torch.allclose(vae.decode(z2), y, atol=ATOL)  # the refiner reads the rescaled code exactly
+    assert vae.channel_deviations().shape == (CFG.latent_channels,)
+    with pytest.raises(ValueError, match="positive"):
+        vae.scale_channels_(-gain)
+
+
+def test_channel_deviations_of_a_whitened_fit_are_the_components_spread():
+    cfg = PatchVAEConfig(latent_channels=6, spatial_factor=2, temporal_factor=2, refine_blocks=0)
+    vae = PatchVAE(cfg)
+    clips = [_video(5, 8, 8, seed=s)[0] * torch.linspace(0.1, 1.0, 8).view(1, 1, 1, 8) for s in range(4)]
+    vae.fit_linear_(clips)
+    dev = vae.channel_deviations()
+    assert bool((dev[:-1] >= dev[1:] - 1e-9).all())  # largest component first
+    z = vae.encode(torch.stack(clips))[:, :, 1:]  # group latents: unit variance per channel when whitened
+    assert torch.allclose(z.transpose(0, 1).flatten(1).std(1), torch.ones(6), atol=0.05)

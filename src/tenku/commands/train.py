@@ -74,7 +74,7 @@ def run_train(args: argparse.Namespace) -> int:
 def run_export(args: argparse.Namespace) -> int:
     import json
 
-    from tenku.train.export import export_run
+    from tenku.train.tasks import export_run
 
     print(json.dumps(export_run(args.run, args.out, vae_path=args.vae, fp16=args.fp16), default=str))
     return 0

@@ -193,6 +193,35 @@ class PatchVAE(LatentCodec, nn.Module):
             dec.bias.copy_(mu.to(dec.bias))
         return kept
 
+    def channel_deviations(self) -> torch.Tensor:
+        """(latent,) the spread each latent channel stands for in pixels: the norm of its column in the
+        linear group decoder (after a whitened ``fit_linear_``, the deviation of its component)."""
+        w = self.decoder.group.weight.detach().double()  # (d, latent, 1, 1, 1)
+        return w.flatten(2).squeeze(-1).norm(dim=0)  # (latent,)
+
+    @torch.no_grad()
+    def scale_channels_(self, gain: torch.Tensor) -> None:
+        """Multiply latent channel i by ``gain[i]`` (> 0) in the code, leaving the reconstruction exactly
+        as it was: the encoder's rows are scaled by the gain and every map that reads the latent (both
+        linear decoders and the refiner's first convolution) by its inverse. ``gain = dev ** p`` with
+        ``dev = channel_deviations()`` moves a whitened code part of the way back to its components'
+        spread (p = 1: unwhitened), so a denoiser's loss weighs a block's strong components above its
+        fine detail."""
+        gain = torch.as_tensor(gain, dtype=torch.float64).flatten()
+        n = self.cfg.latent_channels
+        if gain.numel() != n or not bool((gain > 0).all()) or not bool(torch.isfinite(gain).all()):
+            raise ValueError(f"gain must be {n} positive finite values, got {gain.numel()}")
+        for enc in (self.encoder.first, self.encoder.group):
+            g = gain.to(enc.weight)
+            enc.weight.mul_(g.view(n, 1, 1, 1, 1))
+            enc.bias.mul_(g)
+        convs = [self.decoder.first, self.decoder.group]
+        if self.decoder.refine:
+            convs.append(self.decoder.conv_in.conv)
+        for conv in convs:  # weights (out, latent, ...): divide each input channel by its gain
+            g = gain.to(conv.weight)
+            conv.weight.div_(g.view(1, n, *([1] * (conv.weight.ndim - 2))))
+
     # ---- public API (tiles are accepted and need no blending: the code is per block) ----------
     def encode_moments(self, video: torch.Tensor, chunk_size: int | None = None,
                        tile: tuple[int, int] | None = None, tile_overlap: float = 0.25

@@ -1,5 +1,6 @@
-"""The one training loop, for the VAE and for the DiT (+ byte text encoder), on one CPU process,
-one GPU or ``torchrun --nproc_per_node N``.
+"""The one training loop, for every kind of training (:mod:`tenku.train.tasks`: the VAE, the DiT + its
+text encoder), on one CPU process, one GPU or ``torchrun --nproc_per_node N``. The loop knows nothing
+of the model: the run's task builds the module, the data source, each batch and the export.
 
 Each step takes one global batch from the bucketed sampler; each process handles its slice of each
 gradient-accumulation micro-step; DDP (or FSDP2) averages the gradients. AdamW with linear warmup and
@@ -18,17 +19,15 @@ from pathlib import Path
 import torch
 
 from tenku.errors import TenkuError
-from tenku.models.hub import load_vae
 from tenku.train import checkpoint as ckpt
 from tenku.train.buckets import BucketBatchSampler, check_divisible, sample_generator
-from tenku.train.datasets import ClipSource, LatentSource, SafeLoader, is_latent_dir
-from tenku.train.latents import object_map
+from tenku.train.datasets import SafeLoader
 from tenku.train.ema import EMA
 from tenku.train.monitor import Monitor
-from tenku.train.objectives import DiTObjective, VAEObjective, choose_caption
 from tenku.train.parallel import (DistInfo, all_reduce_mean, autocast, barrier, init_distributed, shutdown,
                                   unwrap, wrap_model)
-from tenku.train.presets import TrainConfig, model_configs
+from tenku.train.presets import TrainConfig
+from tenku.train.tasks import task_class
 
 # fields that may change between a run and its resumption (they do not change the weights)
 RESUME_FREE = {"steps", "ckpt_every", "keep_last", "log_every", "sample_every", "sample_steps", "threads",
@@ -51,64 +50,6 @@ def make_optimizer(module: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Opt
             (decay if p.ndim >= 2 else no_decay).append(p)
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), foreach=False)
-
-
-def fit_linear(vae, source: ClipSource, clips: int, log) -> None:
-    """Start a VAE's linear maps at the principal components of the first ``clips`` training samples."""
-    from tenku.train.datasets import BadSample
-
-    gen = torch.Generator().manual_seed(0)
-    videos = []
-    for i in range(min(clips, len(source))):
-        try:
-            videos.append(source.load(i, gen)["video"])
-        except BadSample:
-            continue
-    if not videos:
-        raise TenkuError("no readable training clip to fit the VAE's linear maps on")
-    kept = vae.fit_linear_(videos)
-    log(f"linear maps fitted on {len(videos)} clips: variance kept " +
-        ", ".join(f"{k} {v:.4f}" for k, v in kept.items()))
-
-
-def build(kind: str, cfg: TrainConfig, info: DistInfo, vae_path: str | Path | None):
-    """(training module, frozen VAE or None, model configs)."""
-    from tenku.models.hub import build_vae
-
-    mc = model_configs(cfg)
-    torch.manual_seed(cfg.seed)  # the same initial weights in every process
-    if kind == "vae":
-        vae = build_vae(mc["vae"])
-        if not cfg.train_encoder:
-            vae.encoder.requires_grad_(False)  # decoder-only: the latent space stays as it is
-        return VAEObjective(vae, cfg.l1_weight, cfg.l2_weight, cfg.edge_weight, cfg.kl_weight,
-                            cfg.posterior_noise, cfg.color_weight, cfg.motion_weight), None, mc
-    from tenku.models.dit import DiT
-    from tenku.models.text import ByteTextEncoder
-
-    vae = load_vae(vae_path, info.device) if vae_path else None
-    if vae is not None:
-        mc["vae"] = vae.cfg
-        if mc["dit"].in_channels != vae.cfg.latent_channels:
-            raise TenkuError(f"the DiT expects {mc['dit'].in_channels} latent channels but the VAE makes "
-                             f"{vae.cfg.latent_channels}; set --set dit.in_channels={vae.cfg.latent_channels}")
-    dit_cfg = mc["dit"].replace(grad_checkpointing=cfg.grad_checkpointing or mc["dit"].grad_checkpointing,
-                                text_dim=mc["text"].dim)
-    mc["dit"] = dit_cfg
-    return DiTObjective(DiT(dit_cfg), ByteTextEncoder(mc["text"]), mc["flow"], dit_cfg.patch_size), vae, mc
-
-
-def make_source(kind: str, cfg: TrainConfig, data: str | Path, mc: dict, vae):
-    if kind == "dit" and is_latent_dir(data):
-        return LatentSource(data)
-    if kind == "dit" and vae is None:
-        raise TenkuError(f"{data} holds video clips; DiT training on clips needs --vae PATH to encode them "
-                         "(or cache latents first with `tenku data cache-latents`)")
-    vcfg = mc["vae"]
-    if kind == "vae":
-        return ClipSource(data, cfg.split, vcfg.temporal_factor, vcfg.spatial_factor,
-                          cfg.crop_frames, cfg.crop_size, cfg.flip)
-    return ClipSource(data, cfg.split, vcfg.temporal_factor, vcfg.spatial_factor)
 
 
 def _check_resume_config(stored: dict, cfg: TrainConfig) -> None:
@@ -153,15 +94,14 @@ def _train(kind, cfg, data, out, resume, vae_path, stop_at, info: DistInfo, prog
             raise TenkuError(f"{out} holds a {state['kind']} run, not a {kind} run")
         vae_path = vae_path or state.get("vae_path")
 
-    if kind == "dit" and vae_path is None and is_latent_dir(data):
-        vae_path = LatentSource(data).info.get("vae_path")  # the VAE the cache was written with
-    raw, vae, mc = build(kind, cfg, info, vae_path)
-    source = make_source(kind, cfg, data, mc, vae)
+    task = task_class(kind).build(cfg, info.device, vae_path, data)
+    raw, mc, vae_path = task.module, task.mc, task.vae_path
+    source = task.source(data)
     sampler = BucketBatchSampler(source.keys, cfg.batch_size, seed=cfg.seed)
     monitor = Monitor(out, cfg.steps, state["step"] if state else 0, enabled=info.is_main, progress=progress)
     loader = SafeLoader(source, sampler.bucket_of, log=monitor.message)
-    if kind == "vae" and state is None and init is None and hasattr(raw.vae, "fit_linear_"):
-        fit_linear(raw.vae, source, cfg.linear_fit_clips, monitor.message)
+    if state is None and init is None:
+        task.prepare(source, monitor.message)
     if init is not None and state is None:
         src = Path(init)
         src = src if src.is_file() else ckpt.latest_checkpoint(src)
@@ -229,7 +169,8 @@ def _train(kind, cfg, data, out, resume, vae_path, stop_at, info: DistInfo, prog
             sync = micro == cfg.grad_accum - 1 or not hasattr(model, "no_sync")
             ctx = model.no_sync() if not sync else _null()
             with ctx, autocast(info, cfg.mixed_precision):
-                loss, metrics, tokens = _forward(kind, model, raw, items, gens, cfg, vae, info)
+                args, tokens = task.batch(items, gens)
+                loss, metrics = model(*args)
                 (loss / cfg.grad_accum).backward()
             loss_sum += loss.detach().float().cpu() / cfg.grad_accum
             for k, v in metrics.items():
@@ -257,7 +198,7 @@ def _train(kind, cfg, data, out, resume, vae_path, stop_at, info: DistInfo, prog
         if cfg.sample_every and step % cfg.sample_every == 0 and step < cfg.steps:
             ema_state = ema.full_state_dict()  # a collective under FSDP: every process takes part
             if info.is_main:
-                _samples(kind, ema_state, mc, vae, source, cfg, out, step, monitor)
+                task.export(ema_state, source, out, step, monitor, final=False)
             barrier(info)
     wall = time.perf_counter() - t_start
     summary = {"kind": kind, "step": step, "steps": cfg.steps, "loss": history[-1] if history else None,
@@ -270,7 +211,7 @@ def _train(kind, cfg, data, out, resume, vae_path, stop_at, info: DistInfo, prog
     if step >= cfg.steps and finish:
         ema_state = ema.full_state_dict()  # a collective under FSDP: every process takes part
         if info.is_main:
-            summary.update(_samples(kind, ema_state, mc, vae, source, cfg, out, step, monitor, final=True))
+            summary.update(task.export(ema_state, source, out, step, monitor, final=True))
         barrier(info)
     monitor.close()
     return summary
@@ -282,38 +223,3 @@ class _null:
 
     def __exit__(self, *a):
         return False
-
-
-def _forward(kind, model, raw, items, gens, cfg, vae, info):
-    """(loss, metrics, tokens) for this process's slice of one micro-step."""
-    dev = info.device
-    if kind == "vae":
-        video = torch.stack([it["video"] for it in items]).to(dev)  # (b, 3, T, H, W)
-        loss, metrics = model(video, gens)
-        sf, tf = raw.vae.cfg.spatial_factor, raw.vae.cfg.temporal_factor
-        _, _, T, H, W = video.shape
-        return loss, metrics, len(items) * (1 + (T - 1) // tf) * (H // sf) * (W // sf)
-    positions = None
-    if "latent" in items[0]:
-        latents = [it["latent"].to(dev) for it in items]  # b x (C, T, h, w)
-        if cfg.object_weight:
-            positions = [None if it.get("objects") is None else 1 + cfg.object_weight * it["objects"].to(dev)
-                         for it in items]  # b x (T, h, w)
-    else:
-        with torch.no_grad():
-            video = torch.stack([it["video"] for it in items]).to(dev)
-            latents = list(vae.encode(video).float().unbind(0))
-            if cfg.object_weight:
-                objects = object_map(video, vae.cfg.spatial_factor, vae.cfg.temporal_factor)  # (b, T, h, w)
-                positions = list((1 + cfg.object_weight * objects).unbind(0))
-    prompts = [choose_caption(g, it["captions"], cfg.caption_levels, cfg.caption_dropout)
-               for it, g in zip(items, gens)]
-    loss, metrics = model(latents, prompts, gens, cfg.cond_prob, positions)
-    return loss, metrics, sum(raw.tokens(z) for z in latents)
-
-
-def _samples(kind, ema_state, mc, vae, source, cfg, out, step, monitor, final=False) -> dict:
-    """Export the EMA weights and write samples + a contact sheet (see :mod:`tenku.train.export`)."""
-    from tenku.train.export import export_and_sample
-
-    return export_and_sample(kind, ema_state, mc, vae, source, cfg, Path(out), step, monitor, final=final)
