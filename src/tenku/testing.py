@@ -47,3 +47,135 @@ def make_tiny_pipeline(path: str | Path, seed: int = 0) -> Path:
     vae, dit, text = make_tiny_models(seed)
     pipe = TenkuPipeline(vae, dit, text, TINY_FLOW, TINY_SAMPLE)
     return pipe.save_pretrained(path)
+
+
+# ---- tiny diffusers pipelines (random weights, built from diffusers' and transformers' own classes) ------------
+
+TINY_WORDS = ("a red blue green yellow ball square circle triangle rolls falls moves bounces left right up down "
+              "the on of in fox runs through snow dance monkey negative slowly quickly and").split()
+TINY_DIFFUSERS_SAMPLE = dict(width=32, height=32, num_frames=9, fps=8, num_steps=2, guidance=5.0)
+TINY_DIFFUSERS = ("wan", "wan-i2v", "ltx", "cogvideox", "cogvideox-i2v", "hunyuanvideo")  # make_tiny_diffusers kinds
+
+
+def tiny_tokenizer(vocab_size: int = 64):
+    """A word-level tokenizer built here (no download): pad 0, eos 1, unk 2, bos 3, then :data:`TINY_WORDS`."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {"<pad>": 0, "</s>": 1, "<unk>": 2, "<s>": 3}
+    for w in TINY_WORDS:
+        vocab.setdefault(w, len(vocab))
+    if len(vocab) > vocab_size:
+        raise ValueError(f"vocab_size {vocab_size} < {len(vocab)} words")
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>",
+                                   bos_token="<s>", model_max_length=512)
+
+
+def _t5(width: int = 32, umt5: bool = False):
+    from transformers import T5Config, T5EncoderModel, UMT5Config, UMT5EncoderModel
+
+    kw = dict(vocab_size=64, d_model=width, d_kv=8, d_ff=37, num_layers=2, num_heads=2,
+              relative_attention_num_buckets=8, dropout_rate=0.0, pad_token_id=0, eos_token_id=1)
+    return (UMT5EncoderModel(UMT5Config(**kw)) if umt5 else T5EncoderModel(T5Config(**kw))).eval()
+
+
+def make_tiny_diffusers_pipeline(kind: str, seed: int = 0):
+    """A tiny randomly initialised diffusers pipeline of ``kind`` (:data:`TINY_DIFFUSERS`): 2 transformer layers,
+    widths of 8-32, text encoders and tokenizers built here. It makes 9 frames at 32x32 in about a second."""
+    import diffusers as d
+
+    torch.manual_seed(seed)
+    if kind in ("wan", "wan-i2v"):
+        vae = d.AutoencoderKLWan(base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
+                                 temperal_downsample=[False, True, True])
+        i2v = kind == "wan-i2v"
+        tr = d.WanTransformer3DModel(patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12,
+                                     in_channels=36 if i2v else 16, out_channels=16, text_dim=32, freq_dim=256,
+                                     ffn_dim=32, num_layers=2, cross_attn_norm=True,
+                                     qk_norm="rms_norm_across_heads", rope_max_seq_len=32,
+                                     image_dim=4 if i2v else None)  # Wan 2.1 I2V: a CLIP image encoder
+        parts = dict(transformer=tr, vae=vae, scheduler=d.FlowMatchEulerDiscreteScheduler(shift=7.0),
+                     text_encoder=_t5(umt5=True), tokenizer=tiny_tokenizer(), transformer_2=None)
+        if not i2v:
+            return d.WanPipeline(**parts)
+        from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWithProjection
+
+        enc = CLIPVisionModelWithProjection(CLIPVisionConfig(hidden_size=4, projection_dim=4, num_hidden_layers=2,
+                                                             num_attention_heads=2, image_size=32,
+                                                             intermediate_size=16, patch_size=4))
+        return d.WanImageToVideoPipeline(**parts, image_encoder=enc.eval(),
+                                         image_processor=CLIPImageProcessor(crop_size=32, size=32))
+    if kind == "ltx":
+        tr = d.LTXVideoTransformer3DModel(in_channels=8, out_channels=8, patch_size=1, patch_size_t=1,
+                                          num_attention_heads=4, attention_head_dim=8, cross_attention_dim=32,
+                                          num_layers=2, caption_channels=32)
+        vae = d.AutoencoderKLLTXVideo(in_channels=3, out_channels=3, latent_channels=8, block_out_channels=(8, 8, 8, 8),
+                                      decoder_block_out_channels=(8, 8, 8, 8), layers_per_block=(1, 1, 1, 1, 1),
+                                      decoder_layers_per_block=(1, 1, 1, 1, 1),
+                                      spatio_temporal_scaling=(True, True, False, False),
+                                      decoder_spatio_temporal_scaling=(True, True, False, False),
+                                      decoder_inject_noise=(False,) * 5, upsample_residual=(False,) * 4,
+                                      upsample_factor=(1,) * 4, timestep_conditioning=False, patch_size=1,
+                                      patch_size_t=1, encoder_causal=True, decoder_causal=False)
+        vae.use_framewise_encoding = vae.use_framewise_decoding = False
+        return d.LTXPipeline(transformer=tr, vae=vae, scheduler=d.FlowMatchEulerDiscreteScheduler(),
+                             text_encoder=_t5(), tokenizer=tiny_tokenizer())
+    if kind in ("cogvideox", "cogvideox-i2v"):
+        i2v = kind == "cogvideox-i2v"
+        tr = d.CogVideoXTransformer3DModel(num_attention_heads=2, attention_head_dim=16, in_channels=8 if i2v else 4,
+                                           out_channels=4, time_embed_dim=2, text_embed_dim=32, num_layers=2,
+                                           sample_width=4, sample_height=4, sample_frames=9, patch_size=2,
+                                           temporal_compression_ratio=4, max_text_seq_length=16,
+                                           use_rotary_positional_embeddings=True,
+                                           use_learned_positional_embeddings=i2v)
+        vae = d.AutoencoderKLCogVideoX(in_channels=3, out_channels=3, down_block_types=("CogVideoXDownBlock3D",) * 4,
+                                       up_block_types=("CogVideoXUpBlock3D",) * 4, block_out_channels=(8, 8, 8, 8),
+                                       latent_channels=4, layers_per_block=1, norm_num_groups=2,
+                                       temporal_compression_ratio=4)
+        cls = d.CogVideoXImageToVideoPipeline if i2v else d.CogVideoXPipeline
+        return cls(transformer=tr, vae=vae, scheduler=d.CogVideoXDDIMScheduler(), text_encoder=_t5().eval(),
+                   tokenizer=tiny_tokenizer())
+    if kind == "hunyuanvideo":
+        from transformers import CLIPTextConfig, CLIPTextModel, LlamaConfig, LlamaModel
+
+        tr = d.HunyuanVideoTransformer3DModel(in_channels=4, out_channels=4, num_attention_heads=2,
+                                              attention_head_dim=10, num_layers=2, num_single_layers=2,
+                                              num_refiner_layers=1, patch_size=1, patch_size_t=1,
+                                              guidance_embeds=True, text_embed_dim=16, pooled_projection_dim=8,
+                                              rope_axes_dim=(2, 4, 4))
+        vae = d.AutoencoderKLHunyuanVideo(in_channels=3, out_channels=3, latent_channels=4,
+                                          down_block_types=("HunyuanVideoDownBlock3D",) * 4,
+                                          up_block_types=("HunyuanVideoUpBlock3D",) * 4,
+                                          block_out_channels=(8, 8, 8, 8), layers_per_block=1, act_fn="silu",
+                                          norm_num_groups=4, scaling_factor=0.476986, spatial_compression_ratio=8,
+                                          temporal_compression_ratio=4, mid_block_add_attention=True)
+        llama = LlamaModel(LlamaConfig(bos_token_id=3, eos_token_id=1, pad_token_id=0, hidden_size=16,
+                                       intermediate_size=37, num_attention_heads=4, num_hidden_layers=2,
+                                       vocab_size=64, hidden_act="gelu")).eval()
+        clip = CLIPTextModel(CLIPTextConfig(bos_token_id=3, eos_token_id=1, pad_token_id=0, hidden_size=8,
+                                            intermediate_size=37, num_attention_heads=4, num_hidden_layers=2,
+                                            vocab_size=64, projection_dim=32, max_position_embeddings=77)).eval()
+        return d.HunyuanVideoPipeline(transformer=tr, vae=vae, scheduler=d.FlowMatchEulerDiscreteScheduler(shift=7.0),
+                                      text_encoder=llama, tokenizer=tiny_tokenizer(), text_encoder_2=clip,
+                                      tokenizer_2=tiny_tokenizer())
+    raise ValueError(f"unknown tiny diffusers kind {kind!r}; choose one of {TINY_DIFFUSERS}")
+
+
+TINY_CALL = {"wan": {"max_sequence_length": 16}, "ltx": {"max_sequence_length": 16},
+             "cogvideox": {"max_sequence_length": 16},
+             "hunyuanvideo": {"max_sequence_length": 16, "prompt_template": {"template": "{}", "crop_start": 0}}}
+
+
+def make_tiny_diffusers(path: str | Path, kind: str = "wan", seed: int = 0) -> Path:
+    """Write a tiny diffusers folder of ``kind`` at ``path`` (``save_pretrained``), with a ``sample.json`` of
+    tiny defaults (:data:`TINY_DIFFUSERS_SAMPLE`) and a ``tenku.json`` of its short text length; returns ``path``."""
+    import json
+
+    path = Path(path)
+    make_tiny_diffusers_pipeline(kind, seed).save_pretrained(str(path))
+    (path / "sample.json").write_text(json.dumps(TINY_DIFFUSERS_SAMPLE) + "\n")
+    call = TINY_CALL[kind.split("-")[0]]
+    (path / "tenku.json").write_text(json.dumps({"options": {"call": call}}) + "\n")
+    return path

@@ -67,8 +67,39 @@ def add_generation_options(p) -> None:
     p.add_argument("--model", metavar="PATH",
                    help="pipeline folder (default: the small model shipped with tenku, tenku-world-tiny)")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default: %(default)s)")
+    add_memory_options(p)
     add_threads_option(p)
     p.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
+
+
+def add_memory_options(p) -> None:
+    """Memory and speed options (:class:`tenku.models.diffusers_folder.DiffusersOptions`; the folder's
+    tenku.json holds its defaults). ``generate`` and ``serve`` share them."""
+    from tenku.models.diffusers_folder import DiffusersOptions as O
+
+    g = p.add_argument_group("memory and speed (diffusers folders; --dtype and --compile also tenku's own)")
+    g.add_argument("--dtype", choices=O.DTYPES, default=None,
+                   help="weights' dtype (default: the folder's tenku.json, else bf16 on a GPU, fp32 on a CPU)")
+    g.add_argument("--offload", choices=O.OFFLOADS, default=None,
+                   help="model: one component on the GPU at a time; sequential: layer by layer (least memory, "
+                        "slowest) (default: none)")
+    g.add_argument("--vae-tiling", action="store_true", help="decode the video in spatial tiles (less memory)")
+    g.add_argument("--vae-slicing", action="store_true", help="decode one video of a batch at a time")
+    g.add_argument("--cache", choices=O.CACHES, default=None,
+                   help="a diffusers cache hook on the transformer: skip work between similar steps (faster, "
+                        "slightly different frames)")
+    g.add_argument("--cache-threshold", type=float, metavar="X", default=None,
+                   help="the cache hook's threshold (first-block, mag; default: diffusers')")
+    g.add_argument("--compile", action="store_true",
+                   help="torch.compile the transformer (the first call at each size compiles)")
+
+
+def options_from_args(args):
+    """The :class:`DiffusersOptions` the memory flags ask for (unset flags keep the folder's)."""
+    from tenku.models.diffusers_folder import DiffusersOptions
+
+    keys = ("dtype", "offload", "vae_tiling", "vae_slicing", "cache", "cache_threshold", "compile")
+    return DiffusersOptions().merged(**{k: getattr(args, k, None) for k in keys})
 
 
 def add_threads_option(p) -> None:
@@ -97,10 +128,10 @@ def check_size_before_loading(model: Path, width: int, height: int) -> None:
     """Refuse a frame size the model folder cannot make, from its configs alone (no weights are read). A folder
     whose configs cannot be read is left to the loader, which says what is wrong with it."""
     from tenku.errors import ModelFolderError, UnsupportedSizeError
-    from tenku.geometry import Geometry
+    from tenku.models.folder import read_pipeline_info
 
     try:
-        geometry = Geometry.of_folder(model)
+        geometry = read_pipeline_info(model).geometry
     except ModelFolderError:  # a broken folder gets the loader's precise error
         return
     problems = geometry.size_problems(height, width)
@@ -198,11 +229,12 @@ def parse_interval(text: str) -> tuple[float, float]:
 
 
 def load_pipeline(args):
-    """The pipeline folder --model names (default: the shipped model), with the policy the CLI built."""
+    """The pipeline folder --model names (default: the shipped model), tenku's or diffusers', with the policy
+    the CLI built and the memory flags (:func:`tenku.pipeline.loading.load_pipeline`)."""
     from tenku.errors import ModelFolderError
     from tenku.geometry import parse_size
     from tenku.models.folder import model_path
-    from tenku.pipeline import TenkuPipeline
+    from tenku.pipeline.loading import load_pipeline as load
 
     model = model_path(args.model)
     check_device(args.device)
@@ -214,7 +246,7 @@ def load_pipeline(args):
             raise ModelFolderError(f"model folder not found: {model}")
         raise ModelFolderError(f"the default model is not installed at {model}; pass a pipeline folder with "
                                "--model PATH (e.g. one written by `tenku train` or tenku.testing.make_tiny_pipeline)")
-    return TenkuPipeline.from_pretrained(model, device=args.device, safety=getattr(args, "safety", None))
+    return load(model, device=args.device, safety=getattr(args, "safety", None), options=options_from_args(args))
 
 
 def expander(args):

@@ -1,7 +1,8 @@
 """Generation: the pipeline object, its modes and outputs.
 
-``from tenku.pipeline import TenkuPipeline, save_output`` (imported on first use, so that
-``default_model_path`` stays cheap for the command line). Where the default model is:
+``from tenku.pipeline import TenkuPipeline, load_pipeline, save_output`` (imported on first use, so that
+``default_model_path`` stays cheap for the command line). ``load_pipeline(folder)`` picks the backend a folder
+needs (tenku's own or diffusers', :mod:`tenku.pipeline.loading`). Where the default model is:
 :mod:`tenku.models.folder`.
 """
 
@@ -11,7 +12,8 @@ from typing import Any
 
 from tenku.models.folder import DEFAULT_MODEL, default_model_path, model_path
 
-__all__ = ["DEFAULT_MODEL", "PipelineOutput", "TenkuPipeline", "default_model_path", "model_path", "save_output"]
+__all__ = ["DEFAULT_MODEL", "PipelineOutput", "TenkuPipeline", "default_model_path", "load_pipeline", "model_path",
+           "save_output"]
 
 
 def __getattr__(name: str) -> Any:
@@ -19,6 +21,10 @@ def __getattr__(name: str) -> Any:
         from tenku.pipeline.pipeline import TenkuPipeline
 
         return TenkuPipeline
+    if name == "load_pipeline":
+        from tenku.pipeline.loading import load_pipeline
+
+        return load_pipeline
     if name in ("PipelineOutput", "save_output"):
         from tenku.pipeline import output
 

@@ -2,7 +2,8 @@
 
 ``TenkuPipeline.from_pretrained(folder)`` loads a pipeline folder (see :mod:`tenku.models.hub`);
 ``pipe(prompt, ...)`` returns a :class:`PipelineOutput` and ``pipe.stream(prompt, ...)`` a
-:class:`GenerationStream`. A call reads top to bottom:
+:class:`GenerationStream`. It is tenku's own backend: the spine (:class:`tenku.pipeline.backend.Backend`)
+checks, moderates, plans and expands; this class encodes, denoises and decodes. A call reads top to bottom:
 
     request = build_request(...)        check the arguments against the model (tenku.pipeline.request)
     safety.moderate(prompt)             refuse before any work (tenku.safety.policy)
@@ -15,8 +16,7 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,6 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from tenku import __version__
 from tenku.config import FlowConfig, SampleConfig
 from tenku.errors import TenkuError
 from tenku.flow import SAMPLERS, cfg_denoiser, compute_shift, shifted_schedule, truncate_schedule
@@ -33,18 +32,15 @@ from tenku.models.dit import compile_dit
 from tenku.models.folder import model_path
 from tenku.models.hub import load_pipeline_folder, save_pipeline_folder
 from tenku.pipeline import longvideo as lv
-from tenku.pipeline.inputs import mode_params
-from tenku.pipeline.modes import TextToVideo
-from tenku.pipeline.output import GenerationStream, PipelineOutput
-from tenku.pipeline.prompt import expand_prompt
-from tenku.pipeline.request import GenerationRequest, Plan, build_request, check_limits
+from tenku.pipeline.backend import Backend
+from tenku.pipeline.request import GenerationRequest, Plan
 from tenku.progress import progress_bar, progress_enabled
 from tenku.safety.policy import Safety
 
 Cond = tuple[torch.Tensor, torch.Tensor]  # (emb (B, L, D), mask (B, L) bool)
 
 
-class TenkuPipeline:
+class TenkuPipeline(Backend):
     """VAE + DiT + text encoder + flow/sample configs. See the module docstring."""
 
     def __init__(
@@ -223,102 +219,13 @@ class TenkuPipeline:
         """Latents (1, C, T', h, w) -> frames (T, H, W, 3) uint8, decoded in time chunks."""
         return np.ascontiguousarray(np.concatenate(list(lv.decode_frames(self, latents)), axis=0))
 
-    # ---- the call ----------------------------------------------------------------------------
-    def __call__(self, prompt: str, negative_prompt: str | None = None, **kwargs: Any) -> PipelineOutput:
-        """Generate one clip and return it whole; the arguments are those of :meth:`stream`."""
-        return self.stream(prompt, negative_prompt, **kwargs).collect()
-
-    def stream(
-        self,
-        prompt: str,
-        negative_prompt: str | None = None,
-        mode: Any = None,
-        *,
-        seconds: float | None = None,
-        num_frames: int | None = None,
-        height: int | None = None,
-        width: int | None = None,
-        fps: float | None = None,
-        num_steps: int | None = None,
-        guidance: float | None = None,
-        sampler: str | None = None,
-        seed: int | None = None,
-        generator: torch.Generator | None = None,
-        callback: Callable[[dict], None] | None = None,
-        progress: bool = True,
-        latents: torch.Tensor | None = None,
-        expand: Any = True,
-        window: int | None = None,
-        context: int | None = None,
-        guidance_interval: tuple[float, float] | None = None,
-        match_seams: bool = True,
-        on_window: Callable[[dict], None] | None = None,
-    ) -> GenerationStream:
-        """Plan one generation and return its :class:`GenerationStream` (nothing is sampled until its frames are
-        read; write them with :func:`tenku.pipeline.output.save_output_stream`: memory stays flat for any length).
-
-        Unset arguments come from ``sample_config``. ``seconds`` (or ``num_frames``; 1 is an image): the clip's
-        length, rounded to the nearest valid frame count. Same seed (or an equally seeded ``generator``), same
-        frames: noise is drawn on the CPU. ``latents``: explicit initial noise (1, C, T', h, w) instead of drawing
-        it (text-to-video, one window). ``mode``: a typed mode from :mod:`tenku.pipeline.modes` (ImageToVideo,
-        Extend, Loop, Connect, Edit, TextToImage; default TextToVideo). Clips longer than the model's window
-        (``window`` latent frames, default its training clip) are made window by window, each conditioned on
-        ``context`` latent frames of the one before. ``expand``: prompt expansion before text encoding (True:
-        the expander the model folder names, False: off, or an expander from :mod:`tenku.pipeline.prompt`);
-        metadata keeps both prompts. ``negative_prompt`` is the unconditional side of guidance;
-        ``guidance_interval`` (lo, hi) applies guidance only for timesteps in [lo, hi] (the conditional model
-        alone outside, one pass). ``match_seams``: new frames are corrected where they meet given frames or
-        the previous window (see :func:`tenku.pipeline.longvideo.match_seams`). ``callback`` gets a dict per
-        sampler step; ``on_window`` one per window (its latents and conditioning)."""
-        if generator is not None and seed is None:
-            seed = int(generator.initial_seed())
-        request = self.request(prompt, mode, negative_prompt=negative_prompt, seconds=seconds, num_frames=num_frames,
-                               height=height, width=width, fps=fps, num_steps=num_steps, guidance=guidance,
-                               sampler=sampler, seed=seed, seed_from_generator=generator is not None, expand=expand,
-                               window=window, context=context, guidance_interval=guidance_interval,
-                               match_seams=match_seams, latents=latents)
-        gen = generator if generator is not None else torch.Generator(device="cpu").manual_seed(request.seed)
-        self.safety.moderate(request.prompt)  # refuses (ModerationError, naming the category) before any work
-        self.safety.moderate(request.negative_prompt, "negative prompt")
-        self.safety.moderate(request.negative_prompt, "negative prompt")  # it reaches the model too
-        plan = request.mode.plan(self, request)
-        text, expander = self.expand(request, plan)
-        if text != request.prompt:
-            self.safety.moderate(text, "expanded prompt")  # an external enhancer's text passes the same check
-        s = request.sample
-        check_limits(self, plan.total, s.height, s.width, float(s.fps))
-        meta = self.metadata(request, plan, text, expander)
-        state: dict[str, Any] = {}
-        frames = self._frames(request, plan, text, gen, meta, state, callback, progress, on_window)
-        return GenerationStream(frames=frames, num_frames=plan.total, fps=float(s.fps), width=s.width,
-                                height=s.height, metadata=meta, state=state, safety=self.safety)
-
-    def request(self, prompt: str, mode: Any = None, **kwargs: Any) -> GenerationRequest:
-        """The checked :class:`GenerationRequest` a call with these arguments makes (see :meth:`stream`)."""
-        return build_request(self, prompt, TextToVideo() if mode is None else mode, **kwargs)
-
-    def expand(self, request: GenerationRequest, plan: Plan) -> tuple[str, str | None]:
-        """(text to encode, which expander made it): the request's ``expand`` (True: the model folder's
-        expander), describing the frame the new ones continue from when frames are given."""
-        return expand_prompt(request.prompt, request.seed, request.expand, frames=plan.given,
-                             default=self.sample_config.expander)
-
-    def _frames(self, request: GenerationRequest, plan: Plan, text: str, gen: torch.Generator, meta: dict,
-                state: dict, callback, progress: bool, on_window) -> Iterator[np.ndarray]:
-        """The stream's frames: encode the text once, then the given frames before, the windows, those after."""
-        start = time.perf_counter()
-        with torch.no_grad():
-            cond, uncond = self.encode_prompt(text, request.negative_prompt, float(request.sample.guidance))
-            run = lv.WindowRunner(self, cond, uncond, request, gen, plan.windows, callback=callback,
-                                  progress=progress, on_window=on_window)
-            try:
-                yield from plan.before
-                yield from plan.make(run)
-            finally:
-                run.close()
-            yield from plan.after
-            state["latents"] = run.last  # the last window's latents
-        meta["seconds_taken"] = round(time.perf_counter() - start, 3)
+    # ---- the spine's hook: a window runner over this model (tenku.pipeline.backend runs the rest) -----------
+    def runner(self, request: GenerationRequest, plan: Plan, text: str, generator: torch.Generator, *,
+               callback=None, progress: bool = True, on_window=None) -> lv.WindowRunner:
+        """Encode the text once and return the window runner the plan's windows are sampled with."""
+        cond, uncond = self.encode_prompt(text, request.negative_prompt, float(request.sample.guidance))
+        return lv.WindowRunner(self, cond, uncond, request, generator, plan.windows, callback=callback,
+                               progress=progress, on_window=on_window)
 
     @torch.no_grad()
     def encode_frames(self, frames: np.ndarray) -> torch.Tensor:
@@ -327,21 +234,3 @@ class TenkuPipeline:
         video = torch.from_numpy(np.ascontiguousarray(frames)).permute(3, 0, 1, 2)[None]  # (1, 3, T, H, W)
         video = video.to(device=p.device, dtype=p.dtype) / 127.5 - 1.0
         return self.vae.encode(video, chunk_size=self.decode_chunk).float()
-
-    def metadata(self, request: GenerationRequest, plan: Plan | None = None, text: str | None = None,
-                 expander: str | None = None) -> dict[str, Any]:
-        """What a generation records (and the C2PA manifest carries): the request, the model and the plan."""
-        s = request.sample
-        n = plan.total if plan is not None else s.num_frames
-        meta = {
-            "prompt": request.prompt, "negative_prompt": request.negative_prompt, "seed": request.seed,
-            "num_steps": s.num_steps, "guidance": float(s.guidance), "sampler": s.sampler, "width": s.width,
-            "height": s.height, "num_frames": n, "fps": float(s.fps), "duration": n / float(s.fps),
-            "model": self.name, "model_path": str(self.path) if self.path else None, "tenku_version": __version__,
-        }
-        meta.update({"mode": request.mode.name, "mode_params": mode_params(request.mode),
-                     "expanded_prompt": request.prompt if text is None else text, "expander": expander,
-                     "windows": plan.windows if plan is not None else 1, "window_latent_frames": request.window,
-                     "context_latent_frames": request.context, "guidance_interval": request.guidance_interval,
-                     "match_seams": request.match_seams})
-        return meta
