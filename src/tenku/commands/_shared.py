@@ -246,7 +246,17 @@ def load_pipeline(args):
             raise ModelFolderError(f"model folder not found: {model}")
         raise ModelFolderError(f"the default model is not installed at {model}; pass a pipeline folder with "
                                "--model PATH (e.g. one written by `tenku train` or tenku.testing.make_tiny_pipeline)")
-    return load(model, device=args.device, safety=getattr(args, "safety", None), options=options_from_args(args))
+    import sys
+    import warnings
+
+    from tenku.errors import TenkuWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", TenkuWarning)
+        pipe = load(model, device=args.device, safety=getattr(args, "safety", None), options=options_from_args(args))
+    for w in caught:
+        print(f"warning: {w.message}", file=sys.stderr)
+    return pipe
 
 
 def expander(args):

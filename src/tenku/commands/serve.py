@@ -23,7 +23,8 @@ def register(subparsers) -> None:
     p.add_argument("--workers", type=int, default=D.workers,
                    help="worker processes, each loading the model once (default %(default)s)")
     p.add_argument("--model", default=D.model, metavar="PATH",
-                   help="pipeline folder (default: the bundled model, tenku-world-tiny)")
+                   help="pipeline folder, tenku's or a diffusers one (Wan, LTX-Video, CogVideoX, HunyuanVideo) "
+                   "(default: the bundled model, tenku-world-tiny)")
     p.add_argument("--api-key", action="append", default=[], metavar="KEY",
                    help="require 'Authorization: Bearer KEY' (repeatable; also TENKU_API_KEYS=k1,k2)")
     p.add_argument("--data-dir", default=D.data_dir, metavar="DIR",
@@ -71,6 +72,9 @@ def register(subparsers) -> None:
                    help="wrong API keys per client address per minute before 429, 0 for none (default %(default)s)")
     p.add_argument("--poll-after-ms", type=int, default=D.poll_after_ms,
                    help="poll interval hinted to SDK clients (default %(default)s)")
+    from tenku.commands._shared import add_memory_options
+
+    add_memory_options(p)
     p.set_defaults(func=handler)
 
 
@@ -91,6 +95,7 @@ def handler(args: argparse.Namespace) -> int:
         model_aliases=tuple(args.model_alias), allowed_hosts=tuple(args.allowed_host),
         allowed_origins=tuple(args.allowed_origin), trusted_proxies=tuple(args.trusted_proxy),
         body_timeout=args.body_timeout, max_concurrent_uploads=args.max_concurrent_uploads,
-        auth_fail_limit=args.auth_fail_limit,
+        auth_fail_limit=args.auth_fail_limit, dtype=args.dtype, offload=args.offload, vae_tiling=args.vae_tiling,
+        vae_slicing=args.vae_slicing, cache=args.cache, cache_threshold=args.cache_threshold, compile=args.compile,
     )
     return run(cfg)

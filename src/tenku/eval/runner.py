@@ -42,11 +42,13 @@ def code_version() -> dict:
 
 
 def pipeline_functions(pipe, steps: int | None, seed: int) -> tuple[GenerateFn, ExtendFn, ReconFn]:
-    """generate / extend / reconstruct through a :class:`tenku.pipeline.TenkuPipeline`.
+    """generate / extend / reconstruct through a pipeline (any backend of :mod:`tenku.pipeline.loading`).
 
     Prompts are used as written (no prompt expansion), so a suite's prompts are the same for every
     model. Extension is the pipeline's ``Extend`` mode: the given frames are encoded, held fixed, and
-    the rest of the clip is sampled after them. Call ``i`` of each function uses seed ``seed + i``."""
+    the rest of the clip is sampled after them. Call ``i`` of each function uses seed ``seed + i``. A model
+    that does not extend (a text-to-video diffusers folder) gets None for ``extend``: its physics clips are
+    skipped, and the report says which tasks ran."""
     import torch
 
     from tenku.pipeline.modes import Extend
@@ -69,7 +71,9 @@ def pipeline_functions(pipe, steps: int | None, seed: int) -> tuple[GenerateFn, 
         with torch.no_grad():
             return pipe.decode(pipe.encode_frames(frames))
 
-    return generate, extend, recon
+    modes = getattr(pipe, "modes", None)  # a diffusers folder's; tenku's own model serves every mode
+    return (generate if modes is None or "text_to_video" in modes else None,
+            extend if modes is None or "extend" in modes else None, recon)
 
 
 def evaluate(suite: str = "default", out_dir: str | Path = "eval-report", model: str | Path | None = None,
@@ -89,9 +93,9 @@ def evaluate(suite: str = "default", out_dir: str | Path = "eval-report", model:
         model_info = {"name": "ground-truth", "path": None}
         generate_fn = extend_fn = recon_fn = _ground_truth_marker
     elif model is not None:
-        from tenku.pipeline import TenkuPipeline
+        from tenku.pipeline.loading import load_pipeline
 
-        pipe = TenkuPipeline.from_pretrained(model)
+        pipe = load_pipeline(model)
         generate_fn, extend_fn, recon_fn = pipeline_functions(pipe, steps, seed)
         model_info = {"name": getattr(pipe, "name", None) or Path(model).name, "path": str(model)}
     elif generate_fn is None and extend_fn is None and recon_fn is None:

@@ -126,12 +126,14 @@ def one_step_gaps(pipe, ts: Sequence[float] = (0.95, 0.98, 1.0), seeds: Sequence
 
 def pipeline_sensitivity(model: str | Path | object, seeds: Sequence[int] = (0,), num_steps: int | None = None,
                          guidance: float | None = None, **kwargs) -> dict:
-    """:func:`sensitivity` through a pipeline (a :class:`tenku.pipeline.TenkuPipeline` or its folder) at
+    """:func:`sensitivity` through a pipeline (a loaded backend, or its folder: tenku's or a diffusers one) at
     its sample defaults, prompts used as written (no prompt expansion). ``kwargs`` go to
-    :func:`sensitivity`. The result also names the model, steps and guidance."""
-    from tenku.pipeline.pipeline import TenkuPipeline
+    :func:`sensitivity`. The result also names the model, steps and guidance; ``one_step`` (the DiT's own
+    one-call gaps) is None for a diffusers folder."""
+    from tenku.pipeline.backend import Backend
+    from tenku.pipeline.loading import load_pipeline
 
-    pipe = model if isinstance(model, TenkuPipeline) else TenkuPipeline.from_pretrained(model)
+    pipe = model if isinstance(model, Backend) else load_pipeline(model)
 
     def generate(prompt: str, seed: int) -> np.ndarray:
         return pipe(prompt, seed=seed, num_steps=num_steps, guidance=guidance, progress=False,
@@ -141,7 +143,7 @@ def pipeline_sensitivity(model: str | Path | object, seeds: Sequence[int] = (0,)
     sc = pipe.sample_config
     return {"model": str(pipe.path or pipe.name), "num_steps": num_steps or sc.num_steps,
             "guidance": sc.guidance if guidance is None else guidance, **out,
-            "one_step": one_step_gaps(pipe, seeds=seeds)}
+            "one_step": one_step_gaps(pipe, seeds=seeds) if pipe.backend == "tenku" else None}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -258,6 +258,9 @@ class DiffusersPipeline(Backend):
                 raise UnsupportedSizeError(f"{self.name} edits up to {F} frames in one call; the video has "
                                            f"{len(video)} at {fps:g} fps: trim it or pass a lower fps")
             strength = float(mode.strength)
+            if int(s.num_steps * strength) < 1:  # the video-to-video pipelines denoise int(steps * strength) steps
+                raise TenkuError(f"strength {strength:g} with {s.num_steps} steps leaves no step to denoise; raise "
+                                 f"the steps to at least {int(np.ceil(1 / max(strength, 1e-6)))} or the strength")
             return Plan(lambda run: iter([run.call(len(video), video=video, strength=strength)]), total=len(video),
                         windows=1)
         raise UnsupportedModeError(f"internal: no plan for {name}")  # every mode the table lists is planned above

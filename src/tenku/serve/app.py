@@ -220,6 +220,16 @@ def create_app(cfg: ServeConfig, store: JobStore | None = None, caps: Capabiliti
                                   code="invalid_video") from None
         return str(path), info
 
+    def _check_mode(mode: str, param: str | None = None) -> None:
+        """400 ``unsupported_mode`` unless the served model makes ``mode`` (the message names one that does)."""
+        if caps.serves(mode):
+            return
+        from tenku.models.diffusers_folder import who_serves
+
+        served = ", ".join(m.replace("_", "-") for m in caps.modes)
+        raise bad_request(f"model {caps.model_name} ({caps.class_name}) cannot make {mode.replace('_', '-')}; it "
+                          f"serves {served}. Serve {who_serves(mode)}", param=param, code="unsupported_mode")
+
     def _nearest_size(w: int, h: int) -> str:
         """The served size whose aspect ratio is closest to w:h (the default size for an uploaded video)."""
         def gap(s: str) -> float:
@@ -278,6 +288,8 @@ def create_app(cfg: ServeConfig, store: JobStore | None = None, caps: Capabiliti
             ref = S.reference_image(data["input_reference"], cfg.max_upload_bytes)
             img = await run_in_threadpool(S.decode_image, ref, "input_reference", cfg.max_upload_bytes)
             params["mode"] = IMAGE_TO_VIDEO
+        _check_mode(IMAGE_TO_VIDEO if img is not None else "text_to_video",
+                    "input_reference" if img is not None else None)
         await run_in_threadpool(_moderate, safety, prompt)
         input_path = await run_in_threadpool(_save_upload_image, img, size) if img is not None else None
         job = await run_in_threadpool(lambda: _queue(owner, input_path, kind="create", prompt=prompt, model=model,
@@ -349,6 +361,7 @@ def create_app(cfg: ServeConfig, store: JobStore | None = None, caps: Capabiliti
     async def remix_video(video_id: str, request: Request, owner: str = Depends(authorize)):
         data = await bodies.read_payload(request)
         prompt = S.get_prompt(data, cfg)
+        _check_mode("text_to_video")
         src = await run_in_threadpool(_completed_source, video_id, owner, "video_id")
         await run_in_threadpool(_moderate, safety, prompt)
         job = await run_in_threadpool(lambda: _queue(owner, kind="remix", prompt=prompt, model=src.model,
@@ -358,6 +371,7 @@ def create_app(cfg: ServeConfig, store: JobStore | None = None, caps: Capabiliti
 
     async def _typed_mode(request: Request, owner: str, mode: str):
         data = await bodies.read_payload(request)
+        _check_mode(mode)
         prompt = S.get_prompt(data, cfg)
         ref = S.video_ref(data)
         model = S.get_model(data, caps)

@@ -48,6 +48,22 @@ class ServeConfig:
     body_timeout: float = 30.0  # seconds a request body may take to arrive
     max_concurrent_uploads: int = 4  # large request bodies (over 1 MiB) read at once; more answers 429
     auth_fail_limit: int = 20  # wrong API keys per client address per minute before 429 (0: off)
+    # memory and speed of the workers' model (tenku.models.diffusers_folder.DiffusersOptions; unset: the folder's)
+    dtype: str | None = None
+    offload: str | None = None
+    vae_tiling: bool = False
+    vae_slicing: bool = False
+    cache: str | None = None
+    cache_threshold: float | None = None
+    compile: bool = False
+
+    def model_options(self):
+        """The workers' :class:`tenku.models.diffusers_folder.DiffusersOptions` (flags over the folder's)."""
+        from tenku.models.diffusers_folder import DiffusersOptions
+
+        return DiffusersOptions().merged(dtype=self.dtype, offload=self.offload, vae_tiling=self.vae_tiling,
+                                         vae_slicing=self.vae_slicing, cache=self.cache,
+                                         cache_threshold=self.cache_threshold, compile=self.compile)
 
     def resolved_db_url(self) -> str:
         if self.db_url:
@@ -103,6 +119,13 @@ class Capabilities:
     multiple: tuple[int, int] = (1, 1)  # (height, width) multiples of the model's patch grid
     max_seconds: float = 20.0
     aliases: tuple[str, ...] = ()
+    modes: tuple[str, ...] = ()  # the tenku modes the model serves (tenku.models.diffusers_folder.ALL_MODES names)
+    backend: str = "tenku"
+    class_name: str = "TenkuPipeline"
+    max_frames: int = 0  # the most frames one call makes (longer: window by window, where long_video is served)
+
+    def serves(self, mode: str) -> bool:
+        return not self.modes or mode in self.modes
 
     def generation_size(self, size: str) -> tuple[int, int]:
         """(width, height) the model generates for an accepted ``size`` (see the class's size policy)."""
@@ -125,6 +148,10 @@ class Capabilities:
             "default_size": self.default_size,
             "default_seconds": self.default_seconds,
             "aliases": list(self.aliases),
+            "modes": list(self.modes),
+            "backend": self.backend,
+            "pipeline_class": self.class_name,
+            "max_frames_per_call": self.max_frames,
         }
 
 
@@ -145,11 +172,14 @@ def capabilities(cfg: ServeConfig) -> Capabilities:
         parse_size(s)
     if not 0 < cfg.max_seconds <= 600:
         raise TenkuError(f"--max-seconds must be in (0, 600], got {cfg.max_seconds}")
-    seconds = cfg.seconds or tuple(s for s in SPEC_SECONDS if float(s) <= cfg.max_seconds) or (f"{cfg.max_seconds:g}",)
+    max_seconds = float(cfg.max_seconds)
+    if "long_video" not in info.modes:  # one call is the longest video this model makes
+        max_seconds = min(max_seconds, round(info.max_frames / fps, 2))
+    seconds = cfg.seconds or tuple(s for s in SPEC_SECONDS if float(s) <= max_seconds) or (f"{max_seconds:g}",)
     for s in seconds:
-        if not _is_seconds(s) or float(s) > cfg.max_seconds:
-            raise TenkuError(f"--seconds values must be positive numbers up to --max-seconds "
-                             f"({cfg.max_seconds:g}), got {s!r}")
+        if not _is_seconds(s) or float(s) > max_seconds:
+            raise TenkuError(f"--seconds values must be positive numbers up to {max_seconds:g} s (--max-seconds, or "
+                             f"the longest video model {name} makes), got {s!r}")
     mh, mw = info.geometry.spatial_multiple
     if w % mw or h % mh:
         raise TenkuError(f"model {name}: its sample.json size {w}x{h} does not fit its patch grid "
@@ -166,7 +196,8 @@ def capabilities(cfg: ServeConfig) -> Capabilities:
     return Capabilities(
         model_name=name, sizes=tuple(sizes), seconds=tuple(seconds), fps=fps, temporal_factor=tf,
         default_size=sizes[0], default_seconds="4" if "4" in seconds else seconds[0], native_sizes=native,
-        multiple=(mh, mw), max_seconds=float(cfg.max_seconds), aliases=tuple(a for a in aliases if a != name),
+        multiple=(mh, mw), max_seconds=max_seconds, aliases=tuple(a for a in aliases if a != name),
+        modes=info.modes, backend=info.backend, class_name=info.class_name, max_frames=info.max_frames,
     )
 
 

@@ -35,11 +35,12 @@ from tenku.serve.settings import (Capabilities, ServeConfig, capabilities, parse
 from tenku.serve.store import Job, JobStore
 
 
-def load_pipeline(model: str, device: str | None = None, safety=None):
-    """The generator a worker runs, loaded once per worker process, with the server's safety policy."""
-    from tenku.pipeline import TenkuPipeline
+def load_pipeline(model: str, device: str | None = None, safety=None, options=None):
+    """The generator a worker runs (tenku's or a diffusers folder's backend), loaded once per worker process,
+    with the server's safety policy and memory options."""
+    from tenku.pipeline.loading import load_pipeline as load
 
-    return TenkuPipeline.from_pretrained(model, device=device or worker_device(), safety=safety or serve_safety())
+    return load(model, device=device or worker_device(), safety=safety or serve_safety(), options=options)
 
 
 def _step_fraction(*args, **kwargs) -> float | None:
@@ -250,7 +251,7 @@ def worker_main(cfg: ServeConfig, name: str) -> int:
     try:
         caps = capabilities(cfg)
         _set_threads(cfg)
-        pipeline = load_pipeline(resolve_model(cfg))
+        pipeline = load_pipeline(resolve_model(cfg), options=cfg.model_options())
         print(f"[{name}] ready (model {caps.model_name})", file=sys.stderr, flush=True)
         idle = 0.02
         last_reap = 0.0
