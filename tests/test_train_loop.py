@@ -349,3 +349,27 @@ def test_decoder_only_fine_tune_keeps_the_encoder_and_exports_it(shards, tmp_pat
     full = train("vae", cfg.replace(lr=1e-3), shards, tmp_path / "c", init=tmp_path / "a", progress=False,
                  finish=False)  # the check can fail: a normal run moves the encoder
     assert any(not torch.equal(load_checkpoint(full["checkpoint"])["model"][k], init[k]) for k in enc)
+
+
+def test_a_dit_narrower_than_its_patch_cannot_predict_all_the_noise_and_is_refused():
+    """Per token, the last layer maps hidden_size values to the patch's values, so the predicted velocity
+    spans at most hidden_size (+1, the bias) dimensions; training refuses such a model with what to do."""
+    from tenku.config import DiTConfig
+    from tenku.models.dit import DiT
+    from tenku.train.tasks import check_token_width
+
+    narrow = DiTConfig(in_channels=8, patch_size=(1, 2, 2), hidden_size=16, depth=1, num_heads=2, text_dim=8)
+    torch.manual_seed(0)
+    dit = DiT(narrow)
+    with torch.no_grad():
+        for p in dit.parameters():  # the zero-initialised output layers take part
+            p.add_(torch.randn_like(p) * 0.1)
+        xs = [torch.randn(8, 1, 8, 8) for _ in range(8)]
+        out = dit(xs, torch.rand(8), torch.randn(8, 3, 8), torch.ones(8, 3, dtype=torch.bool))
+    # (8 clips x 16 tokens, 32 values): token rows of the output, centred by the bias
+    rows = torch.stack([o.reshape(8, 1, 4, 2, 4, 2).permute(1, 2, 4, 0, 3, 5).reshape(16, 32) for o in out])
+    rank = torch.linalg.matrix_rank(rows.reshape(-1, 32).double(), atol=1e-6)
+    assert rank <= 16 + 1 < 32
+    with pytest.raises(TenkuError, match="hidden_size 16 is below the 32 values"):
+        check_token_width(narrow)
+    check_token_width(narrow.replace(patch_size=(1, 1, 1)))  # 8 values on a width of 16: accepted

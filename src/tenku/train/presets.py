@@ -122,7 +122,10 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
                     ckpt_every=50, keep_last=3, log_every=10, sample_every=0, threads=1,
                     caption_dropout=0.1, cond_prob=0.1, object_weight=8.0,
                     **{**_WORLD_TINY, "vae": WORLD_PATCH_VAE,
-                       "dit": {**_WORLD_TINY["dit"], "in_channels": WORLD_PATCH_VAE["latent_channels"]},
+                       # one token per latent position: 96 values on a width of 192 (2x2 patches would
+                       # be 384 values, more than the width can predict: see tasks.check_token_width)
+                       "dit": {**_WORLD_TINY["dit"], "in_channels": WORLD_PATCH_VAE["latent_channels"],
+                               "patch_size": (1, 1, 1)},
                        "text": {**_WORLD_TINY["text"], "tokenizer": "words"},
                        "flow": {**_WORLD_TINY["flow"], "shift": 3.0, "tail_prob": 0.2, "tail_start": 0.95}}),
     },

@@ -204,6 +204,7 @@ class DiTTask(Task):
                                  f"{vae.cfg.latent_channels}; set --set dit.in_channels={vae.cfg.latent_channels}")
         mc["dit"] = mc["dit"].replace(grad_checkpointing=cfg.grad_checkpointing or mc["dit"].grad_checkpointing,
                                       text_dim=mc["text"].dim)
+        check_token_width(mc["dit"])
         task = cls(cfg, mc, nn.Module(), device, vae_path)
         task.vae = vae  # frozen: not part of the trained module, its optimiser or its checkpoint
         task.module = task.fresh_module()
@@ -322,6 +323,21 @@ def export_run(run: str | Path, out: str | Path, vae_path: str | Path | None = N
         raise TenkuError(f"{run} holds no checkpoints (checkpoints/step-NNNNNNN.pt); pass a training run folder")
     state = load_checkpoint(path)
     return task_class(state["kind"]).export_checkpoint(Path(run), state, path, out, vae_path=vae_path, fp16=fp16)
+
+
+def check_token_width(dit_cfg) -> None:
+    """Refuse a DiT whose width is below the values of one patch. Its last layer maps ``hidden_size`` values
+    to the patch's ``in_channels x pt x ph x pw``, so per token the predicted velocity lies in a subspace
+    of at most ``hidden_size`` dimensions: the noise outside it is never removed and every sample keeps
+    it (the 96-channel patch code with 2x2 patches is 384 values on a width of 192: samples came out as
+    independent blocks of noise)."""
+    pt, ph, pw = dit_cfg.patch_size
+    values = dit_cfg.in_channels * pt * ph * pw
+    if dit_cfg.hidden_size < values:
+        raise TenkuError(f"the DiT's hidden_size {dit_cfg.hidden_size} is below the {values} values of one patch "
+                         f"({dit_cfg.in_channels} channels x patch {tuple(dit_cfg.patch_size)}): it could not "
+                         "predict the noise of the other dimensions; use a smaller patch (--set "
+                         "dit.patch_size=[1,1,1]) or a wider model (--set dit.hidden_size=N)")
 
 
 def fit_linear(vae, source: ClipSource, clips: int, log: Callable[[str], None]) -> None:
