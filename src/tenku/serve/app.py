@@ -224,11 +224,12 @@ def create_app(cfg: ServeConfig, store: JobStore | None = None, caps: Capabiliti
         """400 ``unsupported_mode`` unless the served model makes ``mode`` (the message names one that does)."""
         if caps.serves(mode):
             return
-        from tenku.models.diffusers_folder import who_serves
+        from tenku.models.diffusers_folder import KINDS, who_serves
 
         served = ", ".join(m.replace("_", "-") for m in caps.modes)
+        family = getattr(KINDS.get(caps.class_name), "family", None)
         raise bad_request(f"model {caps.model_name} ({caps.class_name}) cannot make {mode.replace('_', '-')}; it "
-                          f"serves {served}. Serve {who_serves(mode)}", param=param, code="unsupported_mode")
+                          f"serves {served}. Serve {who_serves(mode, family)}", param=param, code="unsupported_mode")
 
     def _nearest_size(w: int, h: int) -> str:
         """The served size whose aspect ratio is closest to w:h (the default size for an uploaded video)."""
