@@ -25,18 +25,14 @@ ALLOWED = {
     ("tenku.world.expand", "tenku.eval.scene"),
 }
 # cycles still to break, each with its reason
-KNOWN_CYCLES = [
-    # imports inside functions both ways (the result type and the category names live in moderation.py)
-    ["tenku.safety.moderation", "tenku.safety.moderation_classifier"],
-]
+KNOWN_CYCLES: list[list[str]] = []
 # modules that may read the environment: the edges and the one progress switch (and launchers that pass
 # the environment on to the processes they start)
 ENV_READERS = {
     "tenku.cli", "tenku.serve.settings", "tenku.progress", "tenku.safety.policy", "tenku.commands._shared",
     "tenku.commands.generate", "tenku.serve.launch", "tenku.serve.server", "tenku.train.parallel",
-    # not yet moved to the edges: the C2PA credentials and home folder, the captioner's key, the moderation
-    # module's own ModerationConfig.from_env (called by Safety.from_env)
-    "tenku.safety.provenance", "tenku.data.caption", "tenku.safety.moderation",
+    # not yet moved to the edges: the C2PA credentials and home folder, the captioner's key
+    "tenku.safety.provenance", "tenku.data.caption",
 }
 
 

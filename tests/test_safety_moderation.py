@@ -11,8 +11,7 @@ import pytest
 
 from tenku.errors import TenkuError
 from tenku.safety.moderation import (ModerationConfig, ModerationError, ModerationResult, check_frames,
-                                     check_prompt, ensure_allowed, normalise, register_frame_checker,
-                                     unregister_frame_checker)
+                                     check_prompt, ensure_allowed, normalise)
 
 # (prompt, expected category); obfuscated variants marked in the comments.
 HARMFUL = [
@@ -135,7 +134,12 @@ def test_allow_and_deny_lists(monkeypatch):
     r = check_prompt("a purple giraffe", ModerationConfig(deny=("purple giraffe",)))
     assert not r.allowed and r.category == "custom" and r.source == "deny_list"
     monkeypatch.setenv("TENKU_MODERATION_DENY", "blue whale, zebra")
-    assert check_prompt("a z e b r a runs").category == "custom"
+    assert check_prompt("a z e b r a runs").allowed  # a library call reads no environment
+    from tenku.safety.policy import Safety
+
+    env = {"TENKU_MODERATION_DENY": "blue whale, zebra"}  # the edges build the policy from the environment
+    assert check_prompt("a z e b r a runs", Safety.from_env(env).moderation).category == "custom"
+    assert check_prompt("a z e b r a runs", Safety.from_env().moderation).category == "custom"
     r = check_prompt("Pikachu running", ModerationConfig(categories=("sexual",)))
     assert r.allowed  # a category switched off does not refuse
 
@@ -188,18 +192,19 @@ def test_unreachable_endpoint_is_a_clear_error():
         check_prompt("a red ball", ModerationConfig(endpoint_url="http://127.0.0.1:9", endpoint_timeout=2))
 
 
-def test_frame_hook_is_a_no_op_until_a_checker_is_registered():
+def test_frame_check_is_a_no_op_until_the_policy_holds_a_checker():
+    from tenku.safety.policy import Safety
+
     frames = np.zeros((2, 8, 8, 3), np.uint8)
     assert check_frames(frames).allowed
+    Safety().check_frames(frames + 255)  # no checker: every output passes
 
     def too_bright(f):
         return ModerationResult(f.mean() < 200, None if f.mean() < 200 else "custom", source="frames")
 
-    register_frame_checker(too_bright)
-    try:
-        assert check_frames(frames).allowed
-        with pytest.raises(ModerationError, match="output refused"):
-            check_frames(frames + 255)
-    finally:
-        unregister_frame_checker(too_bright)
+    policy = Safety(frame_checkers=(too_bright,))
+    policy.check_frames(frames)
+    with pytest.raises(ModerationError, match="output refused"):
+        policy.check_frames(frames + 255)
+    assert not check_frames(frames + 255, (too_bright,), raise_on_refusal=False).allowed
     assert check_frames(frames + 255).allowed

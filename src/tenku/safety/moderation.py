@@ -35,12 +35,12 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from tenku.errors import TenkuError
 from tenku.safety import moderation_rules as rules
-from tenku.safety.moderation_terms import CATEGORIES_ADVICE
+from tenku.safety.moderation_result import ModerationResult, advice_for, top_category
 from tenku.safety.normalize import squashed_runs, variants
 
 log = logging.getLogger(__name__)
@@ -52,11 +52,6 @@ CATEGORIES = ("sexual/minors", "sexual", "harassment", "hate", "self-harm", "vio
 SEVERITY = ("custom", "sexual/minors", "self-harm/instructions", "self-harm/intent", "self-harm", "hate/threatening",
             "hate", "illicit/violent", "violence/graphic", "illicit", "violence", "harassment/threatening", "sexual",
             "harassment", "public-figures", "copyrighted-characters")
-
-
-def top_category(category: str) -> str:
-    """'violence/graphic' -> 'violence'; 'sexual/minors' stays itself (a category of its own)."""
-    return category if category == "sexual/minors" or "/" not in category else category.split("/")[0]
 
 
 def normalise(text: str) -> list[str]:
@@ -79,34 +74,8 @@ class ModerationError(TenkuError):
         self.code = "moderation_blocked"
 
 
-@dataclass(frozen=True)
-class ModerationResult:
-    allowed: bool
-    category: str | None = None  # the most severe category flagged
-    categories: tuple[str, ...] = ()
-    matched: tuple[str, ...] = ()  # the normalised words that made each rule fire
-    source: str = "rules"  # rules | deny_list | classifier | profanity-check | endpoint | frames | disabled
-    rules: tuple[str, ...] = ()  # which rule fired, one per category
-
-    @property
-    def advice(self) -> str:
-        return advice_for(self.category)
-
-    def to_dict(self) -> dict:
-        return {"allowed": self.allowed, "category": self.category, "categories": list(self.categories),
-                "matched": list(self.matched), "source": self.source, "rules": list(self.rules),
-                "advice": self.advice if not self.allowed else ""}
-
-
-def advice_for(category: str | None) -> str:
-    if category is None:
-        return ""
-    return (CATEGORIES_ADVICE.get(category) or CATEGORIES_ADVICE.get(top_category(category))
-            or "rephrase it without the flagged content")
-
-
-def _env_list(name: str) -> tuple[str, ...]:
-    return tuple(t.strip() for t in os.environ.get(name, "").split(",") if t.strip())
+def _env_list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    return tuple(t.strip() for t in env.get(name, "").split(",") if t.strip())
 
 
 @dataclass(frozen=True)
@@ -122,14 +91,16 @@ class ModerationConfig:
     endpoint_timeout: float = 10.0
 
     @classmethod
-    def from_env(cls) -> "ModerationConfig":
+    def from_env(cls, env: Mapping[str, str]) -> "ModerationConfig":
+        """The settings an environment mapping gives (``TENKU_MODERATION*``); the edges pass ``os.environ``
+        through :meth:`tenku.safety.policy.Safety.from_env`."""
         off = ("0", "off", "false", "no")
-        return cls(enabled=os.environ.get("TENKU_MODERATION", "1").lower() not in off,
-                   allow=_env_list("TENKU_MODERATION_ALLOW"), deny=_env_list("TENKU_MODERATION_DENY"),
-                   classifier=os.environ.get("TENKU_MODERATION_CLASSIFIER", "1").lower() not in off,
-                   endpoint_url=os.environ.get("TENKU_MODERATION_URL") or None,
-                   endpoint_api_key=os.environ.get("TENKU_MODERATION_API_KEY") or None,
-                   endpoint_model=os.environ.get("TENKU_MODERATION_MODEL", "omni-moderation-latest"))
+        return cls(enabled=env.get("TENKU_MODERATION", "1").lower() not in off,
+                   allow=_env_list(env, "TENKU_MODERATION_ALLOW"), deny=_env_list(env, "TENKU_MODERATION_DENY"),
+                   classifier=env.get("TENKU_MODERATION_CLASSIFIER", "1").lower() not in off,
+                   endpoint_url=env.get("TENKU_MODERATION_URL") or None,
+                   endpoint_api_key=env.get("TENKU_MODERATION_API_KEY") or None,
+                   endpoint_model=env.get("TENKU_MODERATION_MODEL", "omni-moderation-latest"))
 
     def refuses(self, category: str) -> bool:
         return category in self.categories or top_category(category) in self.categories
@@ -213,7 +184,7 @@ def _endpoint(text: str, cfg: ModerationConfig) -> ModerationResult:
 
 def check_prompt(text: str, config: ModerationConfig | None = None) -> ModerationResult:
     """Decide whether ``text`` may reach the model: rules, then the classifiers, then the endpoint if set."""
-    cfg = config or ModerationConfig.from_env()
+    cfg = config or ModerationConfig()
     if not isinstance(text, str):
         raise TenkuError(f"a prompt must be text, got {type(text).__name__}")
     if not cfg.enabled or not text.strip():
@@ -254,26 +225,17 @@ def ensure_allowed(text: str | None, config: ModerationConfig | None = None, wha
 
 
 # ---------------------------------------------------------------------------------------------
-# Output-frame hook: a list of callables frames (T,H,W,3) uint8 -> ModerationResult. Empty by
-# default (the world model draws only shapes); a real model registers an image classifier here.
+# Output frames: checkers are callables frames (T,H,W,3) uint8 -> ModerationResult, held by the safety
+# policy (:attr:`tenku.safety.policy.Safety.frame_checkers`). None by default (the world model draws only
+# shapes); a real model passes an image classifier there.
 
 FrameChecker = Callable[[object], ModerationResult]
-_FRAME_CHECKERS: list[FrameChecker] = []
 
 
-def register_frame_checker(fn: FrameChecker) -> FrameChecker:
-    _FRAME_CHECKERS.append(fn)
-    return fn
-
-
-def unregister_frame_checker(fn: FrameChecker) -> None:
-    if fn in _FRAME_CHECKERS:
-        _FRAME_CHECKERS.remove(fn)
-
-
-def check_frames(frames, raise_on_refusal: bool = True) -> ModerationResult:
-    """Run the registered output-frame checkers; with none registered every output passes."""
-    for fn in list(_FRAME_CHECKERS):
+def check_frames(frames, checkers: tuple[FrameChecker, ...] = (), raise_on_refusal: bool = True) -> ModerationResult:
+    """Run ``checkers`` on an output's frames in order; with none every output passes. A refusal raises
+    ModerationError (``raise_on_refusal``) or is returned."""
+    for fn in checkers:
         result = fn(frames)
         if not result.allowed:
             if raise_on_refusal:

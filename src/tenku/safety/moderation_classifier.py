@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tenku.safety.moderation_result import ModerationResult, top_category
+
 MODEL_PATH = Path(__file__).with_name("moderation_model.npz")
 PROFANITY_THRESHOLD = 0.71  # 0.01 above the highest score of a benign prompt of the train split (0.70)
 
@@ -129,8 +131,6 @@ def cross_validated_threshold(texts: list[str], labels: list[str], folds: int = 
 
 def train_from_file(path: Path) -> LinearModel:
     """Train on a labelled TSV (lang, label, text); labels 'benign/...' count as benign."""
-    from tenku.safety.moderation import top_category
-
     rows = read_labelled(path)
     texts = [t for _, _, t in rows]
     labels = ["benign" if y.startswith("benign") else top_category(y) for _, y, _ in rows]
@@ -168,8 +168,6 @@ def _profanity():
 
 
 def own_layer(text: str):
-    from tenku.safety.moderation import ModerationResult
-
     model = own_model()
     if model is None:
         return None
@@ -180,7 +178,6 @@ def own_layer(text: str):
 
 
 def profanity_layer(text: str):
-    from tenku.safety.moderation import ModerationResult
     from tenku.safety.normalize import variants
 
     predict = _profanity()

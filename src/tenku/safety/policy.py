@@ -29,8 +29,7 @@ class Safety:
     """``moderation``: the prompt rules and endpoint; ``provenance``: invisible watermark and C2PA manifest on
     every output (False writes unmarked, unsigned files: for debugging only); ``include_prompt``: the prompt
     goes into the C2PA manifest; ``frame_checkers``: output-frame checks (frames (T, H, W, 3) uint8 ->
-    ModerationResult) run before each piece is marked, besides those registered with
-    :func:`tenku.safety.moderation.register_frame_checker`."""
+    ModerationResult) run in order before each piece is marked; the first refusal stops the output."""
 
     moderation: ModerationConfig = dataclasses.field(default_factory=ModerationConfig)
     provenance: bool = True
@@ -43,7 +42,7 @@ class Safety:
         ``TENKU_PROVENANCE=0`` (unmarked outputs). Only the edges (CLI entry, server settings) call this."""
         env = os.environ if environ is None else environ
         provenance = env.get("TENKU_PROVENANCE", "1").lower() not in ("0", "off", "false")
-        fields = {"moderation": ModerationConfig.from_env(), "provenance": provenance, **overrides}
+        fields = {"moderation": ModerationConfig.from_env(env), "provenance": provenance, **overrides}
         return cls(**fields)
 
     def replace(self, **changes) -> "Safety":
@@ -56,11 +55,4 @@ class Safety:
 
     def check_frames(self, frames) -> None:
         """Refuse an output (ModerationError) that a frame checker flags."""
-        for fn in self.frame_checkers:
-            result = fn(frames)
-            if not result.allowed:
-                raise moderation.ModerationError(result.category or "flagged",
-                                                 f"output refused by moderation: category {result.category!r}; "
-                                                 "tenku does not generate this kind of content; rephrase the prompt",
-                                                 result)
-        moderation.check_frames(frames)
+        moderation.check_frames(frames, self.frame_checkers)
