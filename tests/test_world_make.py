@@ -13,7 +13,7 @@ import pytest
 
 from tenku.data.shards import completed_shards, load_records
 from tenku.media import read_video
-from tenku.world.dataset import WorldDataset
+from tenku.world import WorldDataset
 from tenku.world.make import clip_seed
 
 ENV = {**os.environ, "TENKU_NO_PROGRESS": "1", "OMP_NUM_THREADS": "1"}

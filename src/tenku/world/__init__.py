@@ -20,8 +20,8 @@ __all__ = ["BACKGROUNDS", "COLORS", "DIRECTIONS", "HELD_OUT_COMBOS", "OOD_SIZES"
 
 
 def __getattr__(name):  # the dataset needs torch: import it only when asked for
-    if name in ("WorldDataset", "ShardDataset"):
-        from tenku.world import dataset
+    if name in ("WorldDataset", "ShardDataset"):  # world shards are shards: one dataset reads every kind
+        from tenku.data.dataset import ShardDataset
 
-        return getattr(dataset, name)
+        return ShardDataset
     raise AttributeError(f"module 'tenku.world' has no attribute {name!r}")
