@@ -195,10 +195,11 @@ def test_tail_mass_of_the_shipped_schedule():
     assert timestep_tail_mass(0.98, 80, cfg) == pytest.approx(4.97e-5, abs=2e-7)
 
 
-@pytest.mark.parametrize("shift,tail_prob,tail_start", [(3.0, 0.0, 0.95), (3.0, 0.2, 0.95), (1.0, 0.3, 0.9),
-                                                        (6.0, 0.1, 0.98)])
-def test_training_timesteps_match_their_exact_distribution(shift, tail_prob, tail_start):
-    cfg = FlowConfig(shift=shift, tail_prob=tail_prob, tail_start=tail_start)
+@pytest.mark.parametrize("shift,tail_prob,tail_start,uniform", [(3.0, 0.0, 0.95, 0.0), (3.0, 0.2, 0.95, 0.0),
+                                                                (1.0, 0.3, 0.9, 0.0), (6.0, 0.1, 0.98, 0.0),
+                                                                (3.0, 0.2, 0.95, 0.2), (3.0, 0.0, 0.95, 0.5)])
+def test_training_timesteps_match_their_exact_distribution(shift, tail_prob, tail_start, uniform):
+    cfg = FlowConfig(shift=shift, tail_prob=tail_prob, tail_start=tail_start, uniform_prob=uniform)
     n = 200_000
     t = training_timesteps(n, 80, cfg, generator=torch.Generator().manual_seed(0))
     assert t.shape == (n,) and t.dtype == torch.float32 and (t > 0).all() and (t < 1).all()
@@ -218,6 +219,23 @@ def test_tail_puts_the_configured_mass_near_pure_noise():
     low = 1 - timestep_tail_mass(0.3, 80, cfg)
     assert low == pytest.approx(0.0207, abs=5e-4)
     assert low > 4 * (1 - timestep_tail_mass(0.3, 80, FlowConfig(shift=6.0)))
+
+
+def test_uniform_share_trains_near_clean_latents_and_keeps_earlier_draws():
+    old = FlowConfig(shift=3.0, tail_prob=0.2, tail_start=0.95)
+    new = old.replace(uniform_prob=0.2)
+    # P(t < 0.3): 2.1% with the shift and the tail alone, 7.6% with a fifth of the draws uniform
+    assert 1 - timestep_tail_mass(0.3, 80, new) == pytest.approx(0.6 * 0.0259 + 0.2 * 0.3, abs=5e-4)
+    assert timestep_tail_mass(0.95, 80, new) > 0.2  # the tail near pure noise is kept
+    # without a uniform share the draws are those made before the field existed (normal, pick, tail)
+    g = torch.Generator().manual_seed(5)
+    base = shift_timesteps(logit_normal_timesteps(64, 0.0, 1.0, generator=g), 3.0)
+    pick = torch.rand(64, generator=g) < 0.2
+    tail = 0.95 + 0.05 * torch.rand(64, generator=g)
+    assert torch.equal(training_timesteps(64, 80, old, generator=torch.Generator().manual_seed(5)),
+                       torch.where(pick, tail.clamp(max=1.0 - 1e-6), base))
+    with pytest.raises(ValueError, match="uniform_prob"):
+        training_timesteps(4, 80, old.replace(uniform_prob=0.9))
 
 
 def test_fixed_shift_reaches_the_sampling_schedule():

@@ -149,8 +149,10 @@ class FlowConfig(ConfigBase):
     The shift is ``shift`` when it is set (> 0), else it grows with the token count:
     ``clamp(base_shift * sqrt(tokens / shift_ref_tokens), 1, max_shift)``. A share ``tail_prob`` of the
     training timesteps is drawn uniform on ``[tail_start, 1)`` instead: near pure noise the latent says
-    little and the caption decides the clip, and a logit-normal draw rarely lands there. The defaults
-    (no fixed shift, no tail) are the rule every model before these fields was trained with."""
+    little and the caption decides the clip, and a logit-normal draw rarely lands there. A share
+    ``uniform_prob`` is drawn uniform on ``[0, 1)``: a shifted logit-normal rarely lands near clean
+    latents either, where the sampler's last steps remove the last of the noise. The defaults (no fixed
+    shift, no tail, no uniform share) are the rule every model before these fields was trained with."""
 
     logit_mean: float = 0.0
     logit_std: float = 1.0
@@ -160,6 +162,7 @@ class FlowConfig(ConfigBase):
     shift: float = 0.0  # > 0: this shift for every sequence length (the token-count rule is not used)
     tail_prob: float = 0.0  # share of training timesteps drawn uniform on [tail_start, 1)
     tail_start: float = 0.95
+    uniform_prob: float = 0.0  # share of training timesteps drawn uniform on [0, 1)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -49,6 +49,8 @@ def _check_tail(cfg: FlowConfig) -> None:
         raise ValueError(f"FlowConfig.tail_prob must lie in [0, 1], got {cfg.tail_prob}")
     if not 0.0 <= cfg.tail_start < 1.0:
         raise ValueError(f"FlowConfig.tail_start must lie in [0, 1), got {cfg.tail_start}")
+    if not 0.0 <= cfg.uniform_prob <= 1.0 - cfg.tail_prob:
+        raise ValueError(f"FlowConfig.uniform_prob must lie in [0, 1 - tail_prob], got {cfg.uniform_prob}")
 
 
 def training_timesteps(
@@ -59,18 +61,23 @@ def training_timesteps(
 ) -> torch.Tensor:
     """``n`` training timesteps for sequences of ``num_tokens`` tokens: logit-normal
     (``logit_mean``, ``logit_std``) warped by :func:`compute_shift`; with probability ``tail_prob`` each
-    is replaced by a uniform draw on ``[tail_start, 1)``. Returns (n,) float32 on the CPU, inside (0, 1).
+    is replaced by a uniform draw on ``[tail_start, 1)``, with probability ``uniform_prob`` by one on
+    ``[0, 1)``. Returns (n,) float32 on the CPU, inside (0, 1).
 
-    With ``tail_prob == 0`` the generator gives exactly the draws it always gave (one normal per
-    timestep), so runs started before the tail existed resume unchanged."""
+    With ``tail_prob == uniform_prob == 0`` the generator gives exactly the draws it always gave (one
+    normal per timestep), and with ``uniform_prob == 0`` those it gave before that field existed, so
+    earlier runs resume unchanged."""
     _check_tail(cfg)
     t = shift_timesteps(logit_normal_timesteps(n, cfg.logit_mean, cfg.logit_std, generator=generator),
                         compute_shift(num_tokens, cfg))
-    if cfg.tail_prob > 0:
+    if cfg.tail_prob > 0 or cfg.uniform_prob > 0:
         gen_device = generator.device if generator is not None else "cpu"
-        pick = torch.rand(n, generator=generator, device=gen_device) < cfg.tail_prob
+        u = torch.rand(n, generator=generator, device=gen_device)
         tail = cfg.tail_start + (1.0 - cfg.tail_start) * torch.rand(n, generator=generator, device=gen_device)
-        t = torch.where(pick, tail.clamp(max=1.0 - 1e-6), t)
+        t = torch.where(u < cfg.tail_prob, tail.clamp(max=1.0 - 1e-6), t)
+        if cfg.uniform_prob > 0:
+            flat = torch.rand(n, generator=generator, device=gen_device).clamp(1e-6, 1.0 - 1e-6)
+            t = torch.where((u >= cfg.tail_prob) & (u < cfg.tail_prob + cfg.uniform_prob), flat, t)
     return t
 
 
@@ -87,7 +94,8 @@ def timestep_tail_mass(threshold: float, num_tokens: int, cfg: FlowConfig) -> fl
     z = (math.log(b / (1.0 - b)) - cfg.logit_mean) / cfg.logit_std
     p_ln = 0.5 * math.erfc(z / math.sqrt(2.0))
     p_tail = min(1.0, (1.0 - max(threshold, cfg.tail_start)) / (1.0 - cfg.tail_start))
-    return (1.0 - cfg.tail_prob) * p_ln + cfg.tail_prob * p_tail
+    rest = 1.0 - cfg.tail_prob - cfg.uniform_prob
+    return rest * p_ln + cfg.tail_prob * p_tail + cfg.uniform_prob * (1.0 - threshold)
 
 
 def shift_timesteps(t: torch.Tensor, shift: float) -> torch.Tensor:

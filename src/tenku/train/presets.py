@@ -127,7 +127,8 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
                        "dit": {**_WORLD_TINY["dit"], "in_channels": WORLD_PATCH_VAE["latent_channels"],
                                "patch_size": (1, 1, 1)},
                        "text": {**_WORLD_TINY["text"], "tokenizer": "words"},
-                       "flow": {**_WORLD_TINY["flow"], "shift": 3.0, "tail_prob": 0.2, "tail_start": 0.95}}),
+                       "flow": {**_WORLD_TINY["flow"], "shift": 3.0, "tail_prob": 0.2, "tail_start": 0.95,
+                                "uniform_prob": 0.2}}),
     },
     "world-words": {
         "vae": dict(steps=3000, batch_size=8, lr=1.5e-4, warmup_steps=50, ema_decay=0.995,
