@@ -31,8 +31,8 @@ KNOWN_CYCLES: list[list[str]] = []
 ENV_READERS = {
     "tenku.cli", "tenku.serve.settings", "tenku.progress", "tenku.safety.policy", "tenku.commands._shared",
     "tenku.commands.generate", "tenku.serve.launch", "tenku.serve.server", "tenku.train.parallel",
-    # not yet moved to the edges: the C2PA credentials and home folder, the captioner's key
-    "tenku.safety.provenance", "tenku.data.caption",
+    # not yet moved to the edges: the C2PA credentials and home folder
+    "tenku.safety.provenance", "tenku.commands.data",
 }
 
 

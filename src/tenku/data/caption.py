@@ -6,9 +6,9 @@ Sidecars sit next to the source video and share its stem: ``clip.mp4`` takes ``c
 levels are derived from the long caption: ``short`` is its first sentence, ``medium`` its first two.
 
 The captioner POSTs ``{url}/chat/completions`` with a system prompt that asks for the long-caption
-style and a user message carrying a few frames as ``image_url`` data URIs (JPEG). Its key comes from
-``TENKU_CAPTIONER_API_KEY`` or ``OPENAI_API_KEY`` (no key: no Authorization header, for local
-servers). Answers are cached under ``cache_dir`` by a hash of model, prompt and frame bytes, so a
+style and a user message carrying a few frames as ``image_url`` data URIs (JPEG). Its key is
+``CaptionerConfig.api_key`` (``tenku data ingest`` passes ``TENKU_CAPTIONER_API_KEY`` or ``OPENAI_API_KEY``;
+no key: no Authorization header, for local servers). Answers are cached under ``cache_dir`` by a hash of model, prompt and frame bytes, so a
 rerun over the same clips sends no request.
 """
 
@@ -18,13 +18,12 @@ import base64
 import hashlib
 import io
 import json
-import os
 import re
 import threading
 import time
 import urllib.error
 import urllib.request
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -110,9 +109,12 @@ class CaptionerConfig:
     timeout_s: float = 120.0
     max_tokens: int = 300
     system_prompt: str = SYSTEM_PROMPT
+    api_key: str | None = field(default=None, repr=False)  # sent as a Bearer token; never stored
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        d.pop("api_key")
+        return d
 
 
 class RateLimiter:
@@ -143,7 +145,7 @@ class Captioner:
             raise TenkuError("--captioner needs --captioner-model NAME (the vision model to ask)")
         self.cfg = cfg
         self.endpoint = cfg.url.rstrip("/") + "/chat/completions"
-        self.key = os.environ.get("TENKU_CAPTIONER_API_KEY") or os.environ.get("OPENAI_API_KEY")
+        self.key = cfg.api_key
         self.limiter = RateLimiter(cfg.requests_per_minute)
         self.cache = Path(cfg.cache_dir) if cfg.cache_dir else None
         self.lock = threading.Lock()
