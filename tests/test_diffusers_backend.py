@@ -275,3 +275,26 @@ def test_a_broken_folder_gets_a_clear_error(folders, tmp_path, capsys, how, says
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "Traceback" not in err
     assert not out.exists() and not list(tmp_path.glob(".out*"))  # nothing half-written
+
+
+def test_without_diffusers_tenku_runs_and_a_diffusers_folder_says_what_to_install(folders, tmp_path, monkeypatch):
+    import sys
+
+    from tenku.testing import make_tiny_pipeline
+
+    monkeypatch.setitem(sys.modules, "diffusers", None)  # `import diffusers` now fails, as when it is not installed
+    own = load_pipeline(make_tiny_pipeline(tmp_path / "own"))
+    assert own(PROMPT, num_steps=1, progress=False).frames.shape[0] == 9
+    with pytest.raises(TenkuError, match=r"pip install 'tenku\[diffusers\]'"):
+        load_pipeline(folders["wan"])
+
+
+def test_the_published_sizes_pass_the_limits(folders, pipes, tmp_path):
+    from tenku.errors import UnsupportedSizeError
+    from tenku.pipeline.pipeline import TenkuPipeline
+    from tenku.pipeline.request import check_limits
+    from tenku.testing import make_tiny_pipeline
+
+    check_limits(pipe_of(pipes, folders, "hunyuanvideo"), 129, 720, 1280, 24.0)  # HunyuanVideo's own size
+    with pytest.raises(UnsupportedSizeError, match="width 1280 is above the limit of 1024"):
+        check_limits(TenkuPipeline.from_pretrained(make_tiny_pipeline(tmp_path / "t")), 17, 720, 1280, 24.0)

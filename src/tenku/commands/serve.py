@@ -79,6 +79,7 @@ def register(subparsers) -> None:
 
 
 def handler(args: argparse.Namespace) -> int:
+    from tenku.commands._shared import options_from_args
     from tenku.serve.server import run
     from tenku.serve.settings import ServeConfig, keys_from_env
 
@@ -95,7 +96,6 @@ def handler(args: argparse.Namespace) -> int:
         model_aliases=tuple(args.model_alias), allowed_hosts=tuple(args.allowed_host),
         allowed_origins=tuple(args.allowed_origin), trusted_proxies=tuple(args.trusted_proxy),
         body_timeout=args.body_timeout, max_concurrent_uploads=args.max_concurrent_uploads,
-        auth_fail_limit=args.auth_fail_limit, dtype=args.dtype, offload=args.offload, vae_tiling=args.vae_tiling,
-        vae_slicing=args.vae_slicing, cache=args.cache, cache_threshold=args.cache_threshold, compile=args.compile,
+        auth_fail_limit=args.auth_fail_limit, model_options_set=options_from_args(args).changed(),
     )
     return run(cfg)

@@ -179,6 +179,12 @@ class DiffusersOptions:
         if not isinstance(self.call, dict):
             raise ModelFolderError(f"call must be a JSON object of pipeline arguments, got {self.call!r}")
 
+    def changed(self) -> dict[str, Any]:
+        """The fields set away from their defaults (what flags asked for), as plain JSON values."""
+        base = DiffusersOptions()
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if getattr(self, f.name) != getattr(base, f.name)}
+
     def merged(self, **overrides: Any) -> "DiffusersOptions":
         """These options with the given ones on top (None, False and {} keep the folder's; ``call`` merges)."""
         keep = {k: v for k, v in overrides.items() if v is not None and v is not False and v != {}}

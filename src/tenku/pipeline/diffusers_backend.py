@@ -33,7 +33,7 @@ from tenku.models import diffusers_folder as df
 from tenku.pipeline.backend import Backend
 from tenku.pipeline.inputs import load_image, load_video
 from tenku.pipeline.modes import _seconds_to_frames
-from tenku.pipeline.request import GenerationRequest, Plan
+from tenku.pipeline.request import MAX_SIDE_OPEN, GenerationRequest, Plan
 from tenku.progress import progress_enabled
 from tenku.safety.policy import Safety
 
@@ -102,6 +102,7 @@ class DiffusersPipeline(Backend):
     """A loaded diffusers pipeline plus what tenku knows of its class (see the module docstring)."""
 
     backend = "diffusers"
+    max_side = MAX_SIDE_OPEN  # the published models' sizes (1280x720, 1360x768) are above tenku's own limit
 
     def __init__(self, pipe: Any, kind: df.DiffusersKind, geometry: Geometry, sample_config, *,
                  options: df.DiffusersOptions | None = None, name: str | None = None, safety: Safety | None = None,

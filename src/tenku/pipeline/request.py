@@ -26,7 +26,8 @@ if TYPE_CHECKING:
     from tenku.geometry import Geometry
 
 MAX_SECONDS = 600.0  # longest clip a call makes (windowed; memory stays flat)
-MAX_SIDE = 1024  # largest width or height in pixels
+MAX_SIDE = 1024  # largest width or height in pixels (tenku's own model; a backend may set its own ``max_side``)
+MAX_SIDE_OPEN = 2048  # the open-weight models' (HunyuanVideo makes 1280x720, CogVideoX 1.5 1360x768)
 MAX_FPS = 60.0
 
 
@@ -102,10 +103,11 @@ def default_context(window: int) -> int:
 def check_limits(pipe, num_frames: int, height: int, width: int, fps: float) -> None:
     """Raise UnsupportedSizeError (saying which sizes work) for sizes outside the documented limits."""
     mh, mw = pipe.geometry.spatial_multiple
+    side = getattr(pipe, "max_side", MAX_SIDE)
     problems = []
     for what, v in (("width", width), ("height", height)):
-        if v > MAX_SIDE:
-            problems.append(f"{what} {v} is above the limit of {MAX_SIDE}")
+        if v > side:
+            problems.append(f"{what} {v} is above the limit of {side}")
     if not 0 < float(fps) <= MAX_FPS:
         problems.append(f"fps {fps:g} is outside (0, {MAX_FPS:g}]")
     if num_frames / float(fps) > MAX_SECONDS + 1e-9:
@@ -114,7 +116,7 @@ def check_limits(pipe, num_frames: int, height: int, width: int, fps: float) -> 
     if problems:
         raise UnsupportedSizeError("; ".join(problems) + f". This model makes widths that are multiples of {mw} "
                                    f"and heights that are multiples of {mh}, from {mw}x{mh} up to "
-                                   f"{MAX_SIDE}x{MAX_SIDE} (it was trained at {pipe.sample_config.width}x"
+                                   f"{side}x{side} (it was trained at {pipe.sample_config.width}x"
                                    f"{pipe.sample_config.height}), at up to {MAX_FPS:g} fps and {MAX_SECONDS:g} s")
 
 
@@ -133,7 +135,8 @@ def _default_size(pipe, value, width: int | None, height: int | None) -> tuple[i
         return width, height
     w, h = media_size(value)
     mh, mw = pipe.geometry.spatial_multiple
-    if w % mw == 0 and h % mh == 0 and mw <= w <= MAX_SIDE and mh <= h <= MAX_SIDE:
+    side = getattr(pipe, "max_side", MAX_SIDE)
+    if w % mw == 0 and h % mh == 0 and mw <= w <= side and mh <= h <= side:
         return (width if width is not None else w), (height if height is not None else h)
     return width, height
 

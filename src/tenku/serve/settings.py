@@ -48,22 +48,14 @@ class ServeConfig:
     body_timeout: float = 30.0  # seconds a request body may take to arrive
     max_concurrent_uploads: int = 4  # large request bodies (over 1 MiB) read at once; more answers 429
     auth_fail_limit: int = 20  # wrong API keys per client address per minute before 429 (0: off)
-    # memory and speed of the workers' model (tenku.models.diffusers_folder.DiffusersOptions; unset: the folder's)
-    dtype: str | None = None
-    offload: str | None = None
-    vae_tiling: bool = False
-    vae_slicing: bool = False
-    cache: str | None = None
-    cache_threshold: float | None = None
-    compile: bool = False
+    # the workers' memory and speed options: DiffusersOptions fields set by flags (unset: the model folder's)
+    model_options_set: dict = dataclasses.field(default_factory=dict)
 
     def model_options(self):
         """The workers' :class:`tenku.models.diffusers_folder.DiffusersOptions` (flags over the folder's)."""
         from tenku.models.diffusers_folder import DiffusersOptions
 
-        return DiffusersOptions().merged(dtype=self.dtype, offload=self.offload, vae_tiling=self.vae_tiling,
-                                         vae_slicing=self.vae_slicing, cache=self.cache,
-                                         cache_threshold=self.cache_threshold, compile=self.compile)
+        return DiffusersOptions().merged(**self.model_options_set)
 
     def resolved_db_url(self) -> str:
         if self.db_url:
