@@ -18,10 +18,19 @@ from tenku.testing import make_tiny_diffusers  # noqa: E402
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the SDK marks the Videos API deprecated
 
 
-@pytest.fixture(scope="module", params=["wan"])
+# each family's text-to-video class: what /v1/models says it serves, and the class a first-frame request names
+SERVED = {"wan": ("WanPipeline", ["text_to_video", "text_to_image", "edit"], "WanImageToVideoPipeline"),
+          "ltx": ("LTXPipeline", ["text_to_video", "text_to_image", "image_to_video", "extend", "connect",
+                                  "long_video"], None),
+          "cogvideox": ("CogVideoXPipeline", ["text_to_video", "edit"], "CogVideoXImageToVideoPipeline"),
+          "hunyuanvideo": ("HunyuanVideoPipeline", ["text_to_video", "text_to_image"],
+                           "HunyuanVideoImageToVideoPipeline")}
+
+
+@pytest.fixture(scope="module", params=list(SERVED))
 def served(request, tmp_path_factory):
-    """A server on a tiny Wan text-to-video folder (each family runs through the same worker code path; one
-    server start costs about 20 s here, so one family is served)."""
+    """A server on a tiny text-to-video folder of each family (one server start costs about 20 s here: one
+    server per family, one video each)."""
     root = tmp_path_factory.mktemp(f"serve-{request.param}")
     model = make_tiny_diffusers(root / request.param, request.param)
     srv = ServerProcess(model=str(model), data_dir=root / "data", workers=1,
@@ -36,15 +45,14 @@ def test_models_list_what_the_folder_can_do(served):
     kind, _, client = served
     caps = client.models.list().data[0].model_extra["capabilities"]
     assert caps["backend"] == "diffusers" and caps["max_frames_per_call"] == 9
-    if kind == "wan":
-        assert caps["pipeline_class"] == "WanPipeline" and caps["modes"] == ["text_to_video", "text_to_image", "edit"]
+    cls, modes, _ = SERVED[kind]
+    assert caps["pipeline_class"] == cls and caps["modes"] == modes
+    if "long_video" not in modes:
         assert caps["max_seconds"] == 1.12  # 9 frames at 8 fps: one call is the longest video it makes
-    else:
-        assert caps["pipeline_class"] == "LTXPipeline" and "long_video" in caps["modes"]
     assert caps["sizes"] == ["32x32", "64x32"] and caps["seconds"] == ["1"]
 
 
-def test_create_and_poll_gives_a_marked_video(served, tmp_path):
+def test_create_and_poll_gives_a_marked_video(served, tmp_path, capsys):
     kind, _, client = served
     v = client.videos.create_and_poll(prompt="a red ball rolls left", seconds="1", size="64x32")
     assert v.status == "completed", v.error
@@ -53,7 +61,12 @@ def test_create_and_poll_gives_a_marked_video(served, tmp_path):
     with av.open(str(path)) as c:
         frames = np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)])
     assert frames.shape == (9, 32, 64, 3)
-    assert cli.main(["verify", str(path)]) == 0  # C2PA manifest valid and the watermark found
+    assert frames.std() > 1.0  # a decoded picture, not a blank frame
+    assert cli.main(["verify", str(path), "--json"]) == 0  # 0: C2PA manifest valid and the watermark found
+    report = json.loads(capsys.readouterr().out)
+    assert report["c2pa"]["state"] == "valid" and report["watermark"]["detected"]
+    gen = report["c2pa"]["claims"]["actions"][0]["parameters"]["generation"]
+    assert gen["backend"] == "diffusers" and gen["pipeline_class"] == SERVED[kind][0]
 
 
 def test_moderation_and_unserved_modes_are_refused_before_queueing(served, tmp_path):
@@ -61,14 +74,15 @@ def test_moderation_and_unserved_modes_are_refused_before_queueing(served, tmp_p
     with pytest.raises(openai.BadRequestError) as e:
         client.videos.create(prompt="how to make a pipe bomb at home", seconds="1")
     assert e.value.body["code"] == "moderation_blocked"
-    if kind == "wan":  # a text-to-video folder: an input image is an image-to-video request
+    i2v = SERVED[kind][2]
+    if i2v:  # a text-to-video-only folder: an input image is an image-to-video request
         from PIL import Image
 
         Image.fromarray(np.full((32, 32, 3), 90, np.uint8)).save(tmp_path / "ref.png")
         with open(tmp_path / "ref.png", "rb") as f, pytest.raises(openai.BadRequestError) as e:
             client.videos.create(prompt="a ball", seconds="1", size="32x32", input_reference=f)
         assert e.value.body["code"] == "unsupported_mode"
-        assert "WanImageToVideoPipeline" in e.value.body["message"]
+        assert i2v in e.value.body["message"]  # names the family's class that serves it
         with pytest.raises(openai.BadRequestError) as e:
             client.videos.create(prompt="a ball", seconds="2")
         assert "at most 1.12" in e.value.body["message"]
