@@ -3,6 +3,7 @@ transformers' own classes, saved with save_pretrained), run through `tenku gener
 manifest and watermark checked by `tenku verify`), compared frame for frame with the diffusers pipeline called
 directly, the modes each class serves and refuses, memory options on a CPU, and broken folders."""
 
+import inspect
 import json
 import shutil
 
@@ -13,7 +14,7 @@ import pytest
 pytest.importorskip("diffusers")
 
 from tenku import cli  # noqa: E402
-from tenku.errors import ModelFolderError, TenkuError  # noqa: E402
+from tenku.errors import ModelFolderError, TenkuError, UnsupportedSizeError  # noqa: E402
 from tenku.models import diffusers_folder as df  # noqa: E402
 from tenku.models.folder import read_pipeline_info  # noqa: E402
 from tenku.pipeline.loading import load_pipeline  # noqa: E402
@@ -21,8 +22,8 @@ from tenku.pipeline.modes import MODES, Connect, Edit, Extend, ImageToVideo, Loo
 from tenku.testing import TINY_DIFFUSERS, make_tiny_diffusers  # noqa: E402
 
 PROMPT = "a red ball rolls left"
-T2V_KINDS = ("wan", "ltx", "cogvideox", "hunyuanvideo")
-I2V_KINDS = ("wan-i2v", "cogvideox-i2v")
+T2V_KINDS = ("wan", "ltx", "cogvideox", "hunyuanvideo", "hunyuanvideo15")
+I2V_KINDS = ("wan-i2v", "cogvideox-i2v", "hunyuanvideo-i2v", "hunyuanvideo15-i2v")
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +60,7 @@ def clip(seed=0, n=9):
 
 # ---- tenku generate: every family, an mp4 with the asked frames, a valid manifest and a watermark ---------------
 
-@pytest.mark.parametrize("kind", T2V_KINDS + ("wan-i2v",))
+@pytest.mark.parametrize("kind", T2V_KINDS + ("wan-i2v", "hunyuanvideo-i2v", "hunyuanvideo15-i2v"))
 def test_generate_cli_writes_a_marked_mp4(folders, kind, tmp_path, capsys):
     out = tmp_path / "out.mp4"
     args = ["generate", PROMPT, "--model", str(folders[kind]), "--frames", "9", "--seed", "4", "-o", str(out),
@@ -101,8 +102,13 @@ def test_same_frames_as_the_diffusers_pipeline(folders, pipes, kind):
         kw["image"] = Image.fromarray(image)
     if kind == "ltx":
         kw["frame_rate"] = 8
-    ref = direct(prompt=PROMPT, height=32, width=32, num_frames=9, num_inference_steps=2, guidance_scale=5.0,
-                 generator=torch.Generator("cpu").manual_seed(11), output_type="np", **kw).frames[0]
+    # HunyuanVideo I2V ("latent_concat") drops the first latent frame's 4 frames: 13 asked, 9 come back (tenku asks
+    # the same); HunyuanVideo 1.5 takes no guidance_scale (its guider) and its I2V class no size (the image's)
+    kw.update(prompt=PROMPT, height=32, width=32, num_frames=13 if kind == "hunyuanvideo-i2v" else 9,
+              num_inference_steps=2, guidance_scale=5.0, generator=torch.Generator("cpu").manual_seed(11),
+              output_type="np")
+    params = inspect.signature(direct.__call__).parameters
+    ref = direct(**{k: v for k, v in kw.items() if k in params}).frames[0]
     ref = (np.asarray(ref) * 255).round().clip(0, 255).astype(np.uint8)
     assert ours.shape == ref.shape == (9, 32, 32, 3)
     # tolerance: 1 level of 255 (the float frames round the same way; CPU float results are deterministic)
@@ -155,6 +161,19 @@ def test_a_mode_the_class_does_not_serve_is_refused_naming_one_that_does(folders
     with pytest.raises(TenkuError, match="cannot make") as e:
         pipe_of(pipes, folders, kind)(PROMPT, mode=mode(), seed=1, progress=False)
     assert names in str(e.value)
+
+
+def test_hunyuanvideo15_i2v_refuses_a_size_it_would_not_make(folders, pipes):
+    pipe = pipe_of(pipes, folders, "hunyuanvideo15-i2v")  # it makes the size of its target_size's bucket
+    with pytest.raises(UnsupportedSizeError, match=r"for 64x32 it would make 40x20; ask for --size 40x20"):
+        pipe(PROMPT, mode=ImageToVideo(image=clip()[0]), width=64, height=32, seed=1, progress=False)
+
+
+def test_hunyuanvideo_i2v_extends_from_the_last_frame(folders, pipes):
+    pipe = pipe_of(pipes, folders, "hunyuanvideo-i2v")
+    given = clip()
+    out = pipe(PROMPT, mode=Extend(video=given, seconds=1.0), seed=1, progress=False)
+    assert out.frames.shape == (9 + 8, 32, 32, 3) and np.array_equal(out.frames[:9], given)
 
 
 def test_too_long_for_a_model_that_cannot_continue(folders, pipes):
@@ -290,7 +309,6 @@ def test_without_diffusers_tenku_runs_and_a_diffusers_folder_says_what_to_instal
 
 
 def test_the_published_sizes_pass_the_limits(folders, pipes, tmp_path):
-    from tenku.errors import UnsupportedSizeError
     from tenku.pipeline.pipeline import TenkuPipeline
     from tenku.pipeline.request import check_limits
     from tenku.testing import make_tiny_pipeline

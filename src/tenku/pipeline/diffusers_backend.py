@@ -221,6 +221,8 @@ class DiffusersPipeline(Backend):
             raise TenkuError("guidance_interval and latents= work with tenku's own model only; leave them unset")
         F, tf = self.geometry.frames_of_latents(request.window), self.geometry.temporal_factor
         W, H, fps = s.width, s.height, float(s.fps)
+        if name != df.T2V and name != df.T2I:
+            self._check_image_size(H, W)
 
         def windows(n_new: int, fresh: bool) -> int:
             return 1 if n_new <= (F if fresh else F - 1) else 1 + -(-(n_new - (F if fresh else F - 1)) // (F - 1))
@@ -265,6 +267,18 @@ class DiffusersPipeline(Backend):
             return Plan(lambda run: iter([run.call(len(video), video=video, strength=strength)]), total=len(video),
                         windows=1)
         raise UnsupportedModeError(f"internal: no plan for {name}")  # every mode the table lists is planned above
+
+    def _check_image_size(self, height: int, width: int) -> None:
+        """Refuse a size the pipeline would not make: HunyuanVideo 1.5's image-to-video class takes no size; it
+        makes the bucket of its ``target_size`` nearest the image's aspect ratio (848x480 for 480p)."""
+        pipe, vp = self.pipe, getattr(self.pipe, "video_processor", None)
+        if "height" in inspect.signature(pipe.__call__).parameters or not hasattr(vp, "calculate_default_height_width"):
+            return
+        h, w = vp.calculate_default_height_width(height=height, width=width, target_size=pipe.target_size)
+        if (h, w) != (height, width):
+            raise UnsupportedSizeError(f"{self.name} ({self.kind.class_name}) makes its own sizes from the image's "
+                                       f"aspect ratio: for {width}x{height} it would make {w}x{h}; ask for "
+                                       f"--size {w}x{h}")
 
     def metadata(self, request: GenerationRequest, plan: Plan | None = None, text: str | None = None,
                  expander: str | None = None) -> dict[str, Any]:
@@ -382,6 +396,11 @@ class DiffusersRunner:
             if last is not None:
                 kw["last_image"] = _pil(last)
         kw.update(o.options.call)
+        # HunyuanVideo I2V with the image's latent concatenated ("latent_concat") drops the first latent frame's
+        # tf frames from its output: ask for tf more so that num_frames come back
+        drop = self.tf if getattr(pipe.transformer.config, "image_condition_type", None) == "latent_concat" else 0
+        if drop and "num_frames" in kw:
+            kw["num_frames"] += drop
         params = inspect.signature(pipe.__call__).parameters
         if "callback_on_step_end" in params:
             kw["callback_on_step_end"] = self._on_step
