@@ -286,3 +286,29 @@ def test_channel_deviations_of_a_whitened_fit_are_the_components_spread():
     assert bool((dev[:-1] >= dev[1:] - 1e-9).all())  # largest component first
     z = vae.encode(torch.stack(clips))[:, :, 1:]  # group latents: unit variance per channel when whitened
     assert torch.allclose(z.transpose(0, 1).flatten(1).std(1), torch.ones(6), atol=0.05)
+
+
+def test_rescale_script_writes_a_vae_with_the_same_reconstruction(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tenku.models.hub import load_vae, save_pretrained
+
+    cfg = PatchVAEConfig(latent_channels=6, spatial_factor=2, temporal_factor=2, refine_channels=8, refine_blocks=1)
+    vae = PatchVAE(cfg)
+    clips = [_video(5, 8, 8, seed=s)[0] * torch.linspace(0.1, 1.0, 8).view(1, 1, 1, 8) for s in range(4)]
+    vae.fit_linear_(clips)
+    save_pretrained(vae, vae.cfg, tmp_path / "vae")
+    script = Path(__file__).resolve().parent.parent / "scripts" / "rescale_vae.py"
+    r = subprocess.run([sys.executable, str(script), str(tmp_path / "vae"), str(tmp_path / "out"), "--power", "1"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    a, b = load_vae(tmp_path / "vae"), load_vae(tmp_path / "out")
+    x = torch.stack(clips)
+    with torch.no_grad():
+        za, zb = a.encode(x), b.encode(x)
+        assert torch.allclose(a.decode(za), b.decode(zb), atol=ATOL)
+        dev = a.channel_deviations().float()
+        gain = dev / dev.pow(2).mean().sqrt()  # power 1: the components' own spread, mean square 1
+        assert torch.allclose(zb, za * gain.view(1, -1, 1, 1, 1), atol=1e-4)
