@@ -11,6 +11,7 @@ batch order and random streams, so an interrupted run ends with the same weights
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
@@ -167,7 +168,7 @@ def _train(kind, cfg, data, out, resume, vae_path, stop_at, info: DistInfo, prog
             gens = [sample_generator(cfg.seed, step, j) for j, _ in pairs]
             items = [loader.load(i, g) for (_, i), g in zip(pairs, gens)]
             sync = micro == cfg.grad_accum - 1 or not hasattr(model, "no_sync")
-            ctx = model.no_sync() if not sync else _null()
+            ctx = model.no_sync() if not sync else contextlib.nullcontext()
             with ctx, autocast(info, cfg.mixed_precision):
                 args, tokens = task.batch(items, gens)
                 loss, metrics = model(*args)
@@ -217,9 +218,3 @@ def _train(kind, cfg, data, out, resume, vae_path, stop_at, info: DistInfo, prog
     return summary
 
 
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *a):
-        return False

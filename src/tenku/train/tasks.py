@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import json
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
@@ -45,7 +46,7 @@ SAMPLE_PROMPTS = (
 )
 
 
-class Task:
+class Task(ABC):
     """One kind of training. ``module`` is what the optimiser, DDP/FSDP and the EMA see; ``mc`` the model
     configs stored in checkpoints; ``vae_path`` the frozen VAE a run depends on (None: none)."""
 
@@ -56,32 +57,36 @@ class Task:
         self.cfg, self.mc, self.module, self.device, self.vae_path = cfg, mc, module, device, vae_path
 
     @classmethod
+    @abstractmethod
     def build(cls, cfg: TrainConfig, device: torch.device, vae_path: str | Path | None = None,
               data: str | Path | None = None) -> "Task":
-        raise NotImplementedError
+        """The task of a run: its module (seeded by ``cfg.seed``), model configs and anything frozen."""
 
+    @abstractmethod
     def fresh_module(self) -> nn.Module:
         """A new, plain training module of the same shape on the CPU (holds the EMA weights for export)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def source(self, data: str | Path):
-        raise NotImplementedError
+        """The run's data source (``ClipSource`` or ``LatentSource``) for ``data``."""
 
     def prepare(self, source, log: Callable[[str], None]) -> None:
         """Work done once at the start of a fresh run (not on resume or --init)."""
 
+    @abstractmethod
     def batch(self, items: list[dict], gens: list[torch.Generator]) -> tuple[tuple, int]:
         """(the module's positional arguments, tokens this slice counts for throughput)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def export(self, ema_state: dict[str, torch.Tensor], source, out: Path, step: int, monitor,
                final: bool) -> dict:
-        raise NotImplementedError
+        """Samples of the EMA weights (and at the end the exported weights); what to add to the summary."""
 
     @classmethod
+    @abstractmethod
     def export_checkpoint(cls, run: Path, state: dict, path: Path, out: str | Path,
                           vae_path: str | Path | None = None, fp16: bool = False) -> dict:
-        raise NotImplementedError
+        """``tenku train export RUN``: usable weights from a checkpoint ``state`` of this kind."""
 
     def ema_module(self, ema_state: dict[str, torch.Tensor]) -> nn.Module:
         m = self.fresh_module()
