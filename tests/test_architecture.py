@@ -30,9 +30,8 @@ KNOWN_CYCLES: list[list[str]] = []
 # the environment on to the processes they start)
 ENV_READERS = {
     "tenku.cli", "tenku.serve.settings", "tenku.progress", "tenku.safety.policy", "tenku.commands._shared",
-    "tenku.commands.generate", "tenku.serve.launch", "tenku.serve.server", "tenku.train.parallel",
-    # not yet moved to the edges: the C2PA credentials and home folder
-    "tenku.safety.provenance", "tenku.commands.data",
+    "tenku.commands.generate", "tenku.commands.data", "tenku.serve.launch", "tenku.serve.server",
+    "tenku.train.parallel",
 }
 
 

@@ -25,6 +25,8 @@ def handler(args) -> int:
 
     from tenku.safety.verify import format_report, verify_file
 
-    report = verify_file(args.file, trust_anchors=args.trust_anchors)
+    safety = getattr(args, "safety", None)
+    anchors = args.trust_anchors or (safety.signing.trust_anchors if safety is not None else None)
+    report = verify_file(args.file, trust_anchors=anchors)
     print(json.dumps(report, indent=2) if args.json else format_report(report))
     return report["exit_code"]

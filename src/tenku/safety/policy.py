@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 
 from tenku.safety import moderation
 from tenku.safety.moderation import ModerationConfig, ModerationResult
+from tenku.safety.provenance import Signing
 
 FrameChecker = Callable[[object], ModerationResult]
 
@@ -28,21 +29,25 @@ FrameChecker = Callable[[object], ModerationResult]
 class Safety:
     """``moderation``: the prompt rules and endpoint; ``provenance``: invisible watermark and C2PA manifest on
     every output (False writes unmarked, unsigned files: for debugging only); ``include_prompt``: the prompt
-    goes into the C2PA manifest; ``frame_checkers``: output-frame checks (frames (T, H, W, 3) uint8 ->
+    goes into the C2PA manifest; ``signing``: where the C2PA credentials and trust anchors come from;
+    ``frame_checkers``: output-frame checks (frames (T, H, W, 3) uint8 ->
     ModerationResult) run in order before each piece is marked; the first refusal stops the output."""
 
     moderation: ModerationConfig = dataclasses.field(default_factory=ModerationConfig)
     provenance: bool = True
     include_prompt: bool = True
+    signing: Signing = dataclasses.field(default_factory=Signing)
     frame_checkers: tuple[FrameChecker, ...] = ()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> "Safety":
-        """The policy the environment sets: ``TENKU_MODERATION*`` (see :mod:`tenku.safety.moderation`) and
-        ``TENKU_PROVENANCE=0`` (unmarked outputs). Only the edges (CLI entry, server settings) call this."""
+        """The policy the environment sets: ``TENKU_MODERATION*`` (see :mod:`tenku.safety.moderation`),
+        ``TENKU_PROVENANCE=0`` (unmarked outputs) and the C2PA credentials (:meth:`Signing.from_env`). Only
+        the edges (CLI entry, server settings) call this."""
         env = os.environ if environ is None else environ
         provenance = env.get("TENKU_PROVENANCE", "1").lower() not in ("0", "off", "false")
-        fields = {"moderation": ModerationConfig.from_env(env), "provenance": provenance, **overrides}
+        fields = {"moderation": ModerationConfig.from_env(env), "provenance": provenance,
+                  "signing": Signing.from_env(env), **overrides}
         return cls(**fields)
 
     def replace(self, **changes) -> "Safety":

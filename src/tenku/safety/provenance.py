@@ -5,9 +5,9 @@ the software agent (tenku and its version), the model name and the generation pa
 chose to include (the prompt only when ``include_prompt`` is true). Signing is ES256 with no
 timestamp authority, so it needs no network.
 
-Credentials come from arguments, else from the environment (``TENKU_C2PA_CERT``: PEM chain, leaf
-first; ``TENKU_C2PA_KEY``: PEM private key), else from a local private CA that is created once under
-``$TENKU_HOME/c2pa`` (default ``~/.config/tenku/c2pa``). C2PA refuses self-signed leaves, so the local
+Credentials come from a :class:`Signing` (the edges build it from ``TENKU_C2PA_CERT``: PEM chain, leaf
+first; ``TENKU_C2PA_KEY``: PEM private key; ``TENKU_HOME``; ``TENKU_C2PA_TRUST_ANCHORS``), else from a
+local private CA that is created once under ``HOME/c2pa`` (default ``~/.config/tenku/c2pa``). C2PA refuses self-signed leaves, so the local
 set is a CA plus a leaf it signs. Marks made with it verify as *valid but untrusted*: nobody but you
 knows that CA. Pass its ``ca.pem`` (or your organisation's root) as a trust anchor to get *trusted*.
 
@@ -22,6 +22,7 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,10 +53,30 @@ def _c2pa():
     return c2pa
 
 
-def tenku_home() -> Path:
-    """``$TENKU_HOME`` if set, else ``~/.config/tenku``."""
-    env = os.environ.get("TENKU_HOME")
-    return Path(env).expanduser() if env else Path.home() / ".config" / "tenku"
+DEFAULT_HOME = Path("~/.config/tenku")
+
+
+@dataclass(frozen=True)
+class Signing:
+    """Where C2PA credentials come from. ``cert``/``key``: PEM chain (leaf first) and private key files (both
+    or neither; neither signs with the local CA); ``home``: the folder holding the local CA (``home/c2pa``);
+    ``trust_anchors``: PEM file of CAs whose signatures read as *trusted*."""
+
+    cert: str | None = None
+    key: str | None = None
+    home: str | None = None
+    trust_anchors: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> "Signing":
+        """The settings in an environment mapping (``TENKU_C2PA_CERT``, ``TENKU_C2PA_KEY``, ``TENKU_HOME``,
+        ``TENKU_C2PA_TRUST_ANCHORS``); the edges pass ``os.environ``."""
+        return cls(cert=env.get("TENKU_C2PA_CERT") or None, key=env.get("TENKU_C2PA_KEY") or None,
+                   home=env.get("TENKU_HOME") or None, trust_anchors=env.get("TENKU_C2PA_TRUST_ANCHORS") or None)
+
+    @property
+    def home_path(self) -> Path:
+        return Path(self.home or DEFAULT_HOME).expanduser()
 
 
 @dataclass(frozen=True)
@@ -120,8 +141,9 @@ def _make_local_ca(folder: Path) -> None:
 
 
 def local_credentials(folder: str | Path | None = None) -> SigningCredentials:
-    """The local CA + leaf, created on first use (atomically: concurrent callers get the same set)."""
-    folder = Path(folder) if folder else tenku_home() / "c2pa"
+    """The local CA + leaf in ``folder`` (default ``~/.config/tenku/c2pa``), created on first use (atomically:
+    concurrent callers get the same set)."""
+    folder = Path(folder) if folder else Signing().home_path / "c2pa"
     if not (folder / "chain.pem").is_file():
         folder.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".c2pa.", dir=folder.parent))
@@ -140,12 +162,12 @@ def local_credentials(folder: str | Path | None = None) -> SigningCredentials:
                               local=True, source=str(folder), ca_pem=(folder / "ca.pem").read_bytes())
 
 
-def load_credentials(cert: str | Path | None = None, key: str | Path | None = None) -> SigningCredentials:
-    """Credentials from arguments, else TENKU_C2PA_CERT/TENKU_C2PA_KEY, else the local CA."""
-    cert = cert or os.environ.get("TENKU_C2PA_CERT")
-    key = key or os.environ.get("TENKU_C2PA_KEY")
+def load_credentials(signing: Signing | None = None) -> SigningCredentials:
+    """The credentials ``signing`` names (its cert and key), else the local CA in its home."""
+    signing = signing or Signing()
+    cert, key = signing.cert, signing.key
     if not cert and not key:
-        return local_credentials()
+        return local_credentials(signing.home_path / "c2pa")
     if not cert or not key:
         raise ProvenanceError("C2PA signing needs both a certificate chain and a private key "
                               "(TENKU_C2PA_CERT and TENKU_C2PA_KEY, PEM files); only one was given")
@@ -191,9 +213,10 @@ def mime_type(path: Path) -> str:
 
 def sign_file(path: str | Path, *, dest: str | Path | None = None, model: str | None = None,
               parameters: dict | None = None, include_prompt: bool = True, watermark: dict | None = None,
-              credentials: SigningCredentials | None = None) -> Path:
-    """Embed a signed C2PA manifest into ``path`` in place, or into ``dest`` (same type) if given.
-    The signed file is written to a temporary name and renamed into place."""
+              credentials: SigningCredentials | None = None, signing: Signing | None = None) -> Path:
+    """Embed a signed C2PA manifest into ``path`` in place, or into ``dest`` (same type) if given, with
+    ``credentials``, else those ``signing`` names. The signed file is written to a temporary name and renamed
+    into place."""
     from tenku.media import atomic_path
 
     c2pa = _c2pa()
@@ -202,7 +225,7 @@ def sign_file(path: str | Path, *, dest: str | Path | None = None, model: str | 
     mime = mime_type(dest)
     if not path.is_file():
         raise ProvenanceError(f"cannot sign {path}: file not found")
-    creds = credentials or load_credentials()
+    creds = credentials or load_credentials(signing)
     manifest = build_manifest(dest.name, model, parameters, include_prompt, watermark)
     try:
         signer = c2pa.Signer.from_info(c2pa.C2paSignerInfo(c2pa.C2paSigningAlg.ES256, creds.cert_chain_pem,
@@ -250,10 +273,8 @@ _TRUST_CODES = {"signingCredential.untrusted"}
 
 
 def read_manifest(path: str | Path, trust_anchors: str | Path | bytes | None = None) -> ManifestReport:
-    """Read and validate the manifest of ``path``; ``trust_anchors`` (PEM) decides *trusted*.
-
-    Without anchors, ``TENKU_C2PA_TRUST_ANCHORS`` (a PEM file) is used if set.
-    """
+    """Read and validate the manifest of ``path``; ``trust_anchors`` (PEM bytes or a PEM file) decides
+    *trusted*."""
     c2pa = _c2pa()
     path = Path(path)
     if not path.is_file():
@@ -280,9 +301,12 @@ def read_manifest(path: str | Path, trust_anchors: str | Path | bytes | None = N
                             claims=_claims(active), failures=failures, signer=active.get("signature_info", {}))
     if not failures and state not in ("valid", "trusted"):
         report.state = "valid"  # only trust-list findings: the signature and the hashes check out
-    anchors = trust_anchors or os.environ.get("TENKU_C2PA_TRUST_ANCHORS")
-    if report.state == "valid" and anchors:
-        pem = anchors if isinstance(anchors, bytes) else Path(anchors).expanduser().read_bytes()
+    if report.state == "valid" and trust_anchors:
+        anchors = Path(trust_anchors).expanduser() if not isinstance(trust_anchors, bytes) else None
+        if anchors is not None and not anchors.is_file():
+            raise ProvenanceError(f"trust anchors file not found: {anchors} (expected a PEM file of CA "
+                                  "certificates)")
+        pem = trust_anchors if anchors is None else anchors.read_bytes()
         settings = c2pa.Settings.from_dict({"trust": {"trust_anchors": pem.decode()},
                                             "verify": {"verify_trust": True}})
         with c2pa.Context(settings) as ctx, open(path, "rb") as f, c2pa.Reader(mime, f, context=ctx) as r:

@@ -17,6 +17,7 @@ import numpy as np
 from tenku import media
 from tenku.errors import MediaError
 from tenku.safety.policy import Safety
+from tenku.safety.provenance import Signing
 
 OUTPUT_SUFFIXES = (".mp4", ".png")
 WATERMARK_SCHEME = "tenku-ss-v3"
@@ -138,7 +139,8 @@ class MarkedWriter:
                 self.target.unlink(missing_ok=True)
 
     def _sign(self) -> Path:
-        return sign(self.target, self.path, self.metadata, self.mark, include_prompt=self.include_prompt)
+        return sign(self.target, self.path, self.metadata, self.mark, include_prompt=self.include_prompt,
+                    signing=self.safety.signing)
 
 
 def watermark_for(metadata: dict) -> tuple[int, dict]:
@@ -151,13 +153,15 @@ def watermark_for(metadata: dict) -> tuple[int, dict]:
     return payload, {"scheme": WATERMARK_SCHEME, "payload": f"{payload:08x}", "job_id": job_id}
 
 
-def sign(path: str | Path, dest: str | Path, metadata: dict, mark: dict | None, include_prompt: bool = True) -> Path:
-    """Sign the encoded file ``path`` into ``dest`` with a C2PA manifest describing the generation."""
+def sign(path: str | Path, dest: str | Path, metadata: dict, mark: dict | None, include_prompt: bool = True,
+         signing: Signing | None = None) -> Path:
+    """Sign the encoded file ``path`` into ``dest`` with a C2PA manifest describing the generation, with the
+    credentials ``signing`` names (default: the local CA)."""
     from tenku.safety import provenance
 
     params = {k: v for k, v in metadata.items() if k not in ("model", "model_path", "tenku_version", "job_id")}
     return provenance.sign_file(path, dest=dest, model=str(metadata.get("model") or "unknown"), parameters=params,
-                                include_prompt=include_prompt, watermark=mark)
+                                include_prompt=include_prompt, watermark=mark, signing=signing)
 
 
 def write_marked(frames: np.ndarray, path: str | Path, fps: float, metadata: dict, safety: Safety | None = None,
