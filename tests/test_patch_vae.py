@@ -312,3 +312,46 @@ def test_rescale_script_writes_a_vae_with_the_same_reconstruction(tmp_path):
         dev = a.channel_deviations().float()
         gain = dev / dev.pow(2).mean().sqrt()  # power 1: the components' own spread, mean square 1
         assert torch.allclose(zb, za * gain.view(1, -1, 1, 1, 1), atol=1e-4)
+
+
+def test_rescale_script_matches_the_code_of_an_earlier_copy(tmp_path):
+    # the recipe caches latents from a rescaled copy of the fitted encoder while the decoder trains on;
+    # --match gives the finished VAE exactly that copy's code, whatever the decoder became
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tenku.models.hub import load_vae, save_pretrained
+
+    cfg = PatchVAEConfig(latent_channels=6, spatial_factor=2, temporal_factor=2, refine_channels=8, refine_blocks=1)
+    clips = [_video(5, 8, 8, seed=s)[0] * torch.linspace(0.1, 1.0, 8).view(1, 1, 1, 8) for s in range(4)]
+    vae = PatchVAE(cfg)
+    vae.fit_linear_(clips)
+    save_pretrained(vae, vae.cfg, tmp_path / "encoder")
+    with torch.no_grad():  # the decoder trains on: its linear map (and so its channel deviations) moves
+        vae.decoder.group.weight.mul_(1.0 + 0.3 * torch.rand_like(vae.decoder.group.weight))
+    save_pretrained(vae, vae.cfg, tmp_path / "final")
+    script = str(Path(__file__).resolve().parent.parent / "scripts" / "rescale_vae.py")
+
+    def run(*args):
+        return subprocess.run([sys.executable, script, *map(str, args)], capture_output=True, text=True, timeout=120)
+
+    assert run(tmp_path / "encoder", tmp_path / "encoder_scaled", "--power", "0.5").returncode == 0
+    plain = run(tmp_path / "final", tmp_path / "by_power", "--power", "0.5")
+    matched = run(tmp_path / "final", tmp_path / "matched", "--match", tmp_path / "encoder_scaled")
+    assert plain.returncode == 0 and matched.returncode == 0, matched.stderr
+    x = torch.stack(clips)
+    with torch.no_grad():
+        z_cache = load_vae(tmp_path / "encoder_scaled").encode(x)
+        assert torch.allclose(load_vae(tmp_path / "matched").encode(x), z_cache, atol=1e-5)
+        assert not torch.allclose(load_vae(tmp_path / "by_power").encode(x), z_cache, atol=1e-3)  # the defect
+        final = load_vae(tmp_path / "final")
+        assert torch.allclose(load_vae(tmp_path / "matched").decode(z_cache), final.decode(final.encode(x)),
+                              atol=ATOL)
+
+    other = PatchVAE(cfg)
+    other.fit_linear_([c.flip(-1) * 0.5 for c in clips])  # another fit: not a rescaled copy
+    save_pretrained(other, other.cfg, tmp_path / "other")
+    refused = run(tmp_path / "final", tmp_path / "bad", "--match", tmp_path / "other")
+    assert refused.returncode != 0 and "not a rescaled copy" in refused.stderr
+    assert not (tmp_path / "bad").exists()
