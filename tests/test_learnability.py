@@ -183,7 +183,7 @@ SHIPPED = Path(__file__).resolve().parents[1] / "src" / "tenku" / "assets" / "te
 def test_sensitivity_check_passes_on_the_shipped_model(threads):
     # the model shipped before this one failed both parts (measured 2026-12-02, seeds 0 and 1: white vs
     # black moved mean brightness by 14.4 and 0.5 of 255; red vs blue parsed as green vs orange, then as
-    # no object); the current one measured gaps 126.6 and 120.0 and parses red and blue on both seeds
+    # no object); the one shipped 2026-12-03 measured gaps 150 and 130 and parses red and blue on both seeds
     from tenku.eval.sensitivity import pipeline_sensitivity
 
     out = pipeline_sensitivity(SHIPPED, seeds=(0, 1))
@@ -192,7 +192,7 @@ def test_sensitivity_check_passes_on_the_shipped_model(threads):
 
 def test_one_step_probe_sees_the_caption_in_the_shipped_model(threads):
     # the model's clean estimate from pure noise (t = 1) under "white" vs "black background": the current
-    # model measured a gap of 128 of 255 (seeds 0, 1); the model shipped before it 0.8, at every t < 1
+    # model shipped 2026-12-02 measured a gap of 128 of 255 (seeds 0, 1); the one before it 0.8, at every t < 1
     from tenku.eval.sensitivity import one_step_gaps
     from tenku.pipeline.pipeline import TenkuPipeline
 
