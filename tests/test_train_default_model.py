@@ -17,7 +17,7 @@ def test_shipped_default_model_is_small_and_generates():
     size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
     assert size < 40 * 2**20, f"the default model folder is {size / 2**20:.1f} MiB; keep it under 40 MiB"
     pipe = TenkuPipeline.from_pretrained(path)
-    assert pipe.transformer.cfg.patch_size == (1, 2, 2)
+    assert pipe.transformer.cfg.patch_size == (1, 1, 1)  # one token per latent position (MODEL_CARD.md)
     assert isinstance(pipe.vae, PatchVAE)
     assert pipe.vae.cfg.latent_channels == 96 and pipe.vae.cfg.spatial_factor == 8
     out = pipe("a red circle moving to the right", num_frames=9, height=32, width=32, num_steps=2, seed=0,
