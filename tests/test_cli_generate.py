@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from tenku import media
+from tenku.safety import watermark
 from tenku.testing import make_tiny_pipeline
 
 
@@ -62,11 +63,16 @@ def test_png_output_is_one_frame_reproducible_across_processes(model, tmp_path):
     raw = read_image(tmp_path / "raw.png")
     assert raw.shape == (32, 32, 3) and np.array_equal(raw, ref)
     assert not np.array_equal(raw, other)
-    # the normal output carries the invisible watermark: the same image up to the mark's small amplitude
+    # the normal output carries the invisible watermark: the same image up to the mark's amplitude. A still
+    # raises it (up to 5x, RMS 12 levels: PSNR >= 26 dB) until it reads back; on this tiny random image
+    # that happens for about 4 job ids in 10 (the payload comes from the fresh job id), the rest read at no
+    # strength and keep the plain mark (PSNR ~40 dB)
     r = tenku("generate", "a green triangle", "-o", "a.png", "--seed", "11", "--model", str(model), cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     img = read_image(tmp_path / "a.png")
-    assert _psnr(img, ref) >= 35 and _psnr(img, ref) > _psnr(other, ref) + 15
+    boosted = watermark.detect(img).detected
+    assert (26 if boosted else 38) <= _psnr(img, ref) <= 45, (boosted, _psnr(img, ref))  # marked, not raw
+    assert _psnr(img, ref) > _psnr(other, ref) + 12
 
 
 def test_bad_size_in_a_real_process_is_a_clear_error_without_a_file(model, tmp_path):
