@@ -33,9 +33,10 @@ def register(subparsers) -> None:
                        help="override a TrainConfig field (e.g. ckpt_every=50) or a model field "
                             "(e.g. dit.depth=4); repeatable")
         q.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
-        q.add_argument("--init", default=None, metavar="CKPT",
+        q.add_argument("--init", default=None, metavar="PATH",
                        help="start from the (EMA) weights of a run folder's latest checkpoint or a checkpoint "
-                            "file, with a fresh optimizer and schedule")
+                            "file (for a DiT run also a pipeline folder, e.g. the default model: fine-tuning), "
+                            "with a fresh optimizer and schedule")
         q.add_argument("--stop-at", type=int, default=None, metavar="STEP",
                        help="stop after this step (checkpointed) as if interrupted; continue with --resume")
         q.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")

@@ -104,20 +104,14 @@ def _train(kind, cfg, data, out, resume, vae_path, stop_at, info: DistInfo, prog
     if state is None and init is None:
         task.prepare(source, monitor.message)
     if init is not None and state is None:
-        src = Path(init)
-        src = src if src.is_file() else ckpt.latest_checkpoint(src)
-        if src is None:
-            raise TenkuError(f"--init {init}: no checkpoint there (a step-NNNNNNN.pt file or a run folder)")
-        init_state = ckpt.load_checkpoint(src)
-        if init_state["kind"] != kind:
-            raise TenkuError(f"--init {init} is a {init_state['kind']} checkpoint, this is a {kind} run")
+        weights, origin = task.init_weights(Path(init))
         try:
-            raw.load_state_dict({**init_state["model"], **init_state["ema"]["shadow"]})
+            raw.load_state_dict(weights)
         except RuntimeError as e:
             raise TenkuError(f"--init {init}: the weights do not fit this model ({e}); use the same model config") from None
         if info.is_main:
             out.mkdir(parents=True, exist_ok=True)
-            (out / "init.json").write_text(json.dumps({"init": str(src.resolve()), "step": init_state["step"]}) + "\n")
+            (out / "init.json").write_text(json.dumps(origin) + "\n")
     model = wrap_model(raw, info, cfg.parallel)
     optimizer = make_optimizer(raw, cfg)
     ema = EMA(raw, cfg.ema_decay)

@@ -29,6 +29,7 @@ import torch.nn as nn
 from tenku.data.dataset import tensor_to_frames
 from tenku.errors import TenkuError
 from tenku.models.hub import build_vae, load_vae, save_pretrained
+from tenku.train import checkpoint as ckpt
 from tenku.train.datasets import BadSample, ClipSource, LatentSource, is_latent_dir
 from tenku.train.latents import object_map
 from tenku.train.objectives import DiTObjective, VAEObjective, choose_caption
@@ -87,6 +88,18 @@ class Task(ABC):
     def export_checkpoint(cls, run: Path, state: dict, path: Path, out: str | Path,
                           vae_path: str | Path | None = None, fp16: bool = False) -> dict:
         """``tenku train export RUN``: usable weights from a checkpoint ``state`` of this kind."""
+
+    def init_weights(self, path: Path) -> tuple[dict[str, torch.Tensor], dict]:
+        """``--init PATH``: (the module's weights, what to record of where they came from) from a checkpoint
+        file or a run folder's latest checkpoint (its EMA weights)."""
+        src = path if path.is_file() else ckpt.latest_checkpoint(path)
+        if src is None:
+            raise TenkuError(f"--init {path}: no checkpoint there (a step-NNNNNNN.pt file, a run folder"
+                             f"{' or a pipeline folder' if self.kind == 'dit' else ''})")
+        state = ckpt.load_checkpoint(src)
+        if state["kind"] != self.kind:
+            raise TenkuError(f"--init {path} is a {state['kind']} checkpoint, this is a {self.kind} run")
+        return {**state["model"], **state["ema"]["shadow"]}, {"init": str(src.resolve()), "step": state["step"]}
 
     def ema_module(self, ema_state: dict[str, torch.Tensor]) -> nn.Module:
         m = self.fresh_module()
@@ -214,6 +227,20 @@ class DiTTask(Task):
         task.vae = vae  # frozen: not part of the trained module, its optimiser or its checkpoint
         task.module = task.fresh_module()
         return task
+
+    def init_weights(self, path):
+        """Also a pipeline folder (e.g. the shipped default model): its transformer and text encoder, to
+        fine-tune them."""
+        if not (path / "model_index.json").is_file():
+            return super().init_weights(path)
+        from tenku.models.hub import load_pipeline_folder
+
+        components = load_pipeline_folder(path)[0]
+        if "transformer" not in components or "text_encoder" not in components:
+            raise TenkuError(f"--init {path}: the pipeline folder has no tenku transformer and text encoder")
+        weights = {f"dit.{k}": v.float() for k, v in components["transformer"].state_dict().items()}
+        weights.update({f"text_encoder.{k}": v.float() for k, v in components["text_encoder"].state_dict().items()})
+        return weights, {"init": str(path.resolve()), "step": None}
 
     def fresh_module(self):
         from tenku.models.dit import DiT
