@@ -59,7 +59,8 @@ def main() -> None:
     vae.scale_channels_(gain)
     save_pretrained(vae, vae.cfg, a.out)
     print(json.dumps({"out": a.out, "power": None if a.match else a.power, "match": a.match,
-                      "gain_min": round(float(gain.min()), 4), "gain_max": round(float(gain.max()), 4), "deviation_first": round(float(dev[0]), 4)}))
+                      "gain_min": round(float(gain.min()), 4), "gain_max": round(float(gain.max()), 4),
+                      "deviation_first": round(float(dev[0]), 4)}))
 
 
 if __name__ == "__main__":

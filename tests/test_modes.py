@@ -326,8 +326,7 @@ def test_run_mode_adapter_for_named_modes(pipe, clip):
 # The default models trained 2026-12-03 (3000 and then 5550 steps, partially whitened latent, one token per
 # position) continue forward extension, backward extension and loops; they still jump at connect's first
 # seam (at 3000 steps 18.1 vs the limit 1.5 x 9.4 + 1 = 15.1; the model before them: 46.1 vs 16.5, and
-# forward 37.0 vs 16.5)
-# (MODEL_CARD.md). Strict: the mark must go when a model passes.
+# forward 37.0 vs 16.5; MODEL_CARD.md). Strict: the mark must go when a model passes.
 _SEAM_KNOWN_FAIL = pytest.mark.xfail(strict=True, reason="the shipped model does not yet continue given frames")
 
 

@@ -309,6 +309,10 @@ def test_cache_latents_cli_then_dit_resume_and_export(shards, tiny_vae_dir, tmp_
             assert (c[prefix + k] - v.float()).abs().max() < 0.01, prefix + k
     assert json.loads((tmp_path / "tune" / "init.json").read_text())["init"] == str((tmp_path / "pipe").resolve())
 
+    r = subprocess.run([sys.executable, "-m", "tenku", "train", "export", str(tmp_path / "nope"),
+                        "--out", str(tmp_path / "x")], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "holds no checkpoints" in r.stderr and "Traceback" not in r.stderr
+
 
 def test_dit_on_clips_needs_a_vae(shards, tmp_path):
     from tenku.train.loop import train

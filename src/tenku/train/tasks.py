@@ -52,6 +52,7 @@ class Task(ABC):
     configs stored in checkpoints; ``vae_path`` the frozen VAE a run depends on (None: none)."""
 
     kind: ClassVar[str]
+    init_sources: ClassVar[str] = "a step-NNNNNNN.pt file or a run folder"  # what --init accepts
 
     def __init__(self, cfg: TrainConfig, mc: dict, module: nn.Module, device: torch.device,
                  vae_path: str | Path | None = None):
@@ -94,8 +95,7 @@ class Task(ABC):
         file or a run folder's latest checkpoint (its EMA weights)."""
         src = path if path.is_file() else ckpt.latest_checkpoint(path)
         if src is None:
-            raise TenkuError(f"--init {path}: no checkpoint there (a step-NNNNNNN.pt file, a run folder"
-                             f"{' or a pipeline folder' if self.kind == 'dit' else ''})")
+            raise TenkuError(f"--init {path}: no checkpoint there ({self.init_sources})")
         state = ckpt.load_checkpoint(src)
         if state["kind"] != self.kind:
             raise TenkuError(f"--init {path} is a {state['kind']} checkpoint, this is a {self.kind} run")
@@ -207,6 +207,7 @@ class DiTTask(Task):
     rectified-flow loss with given-frame tasks, weighted by the latent positions of objects."""
 
     kind = "dit"
+    init_sources = "a step-NNNNNNN.pt file, a run folder or a pipeline folder"
 
     @classmethod
     def build(cls, cfg, device, vae_path=None, data=None):
