@@ -111,13 +111,28 @@ def choose_caption(gen: torch.Generator, captions: dict, levels: tuple[str, ...]
     return text
 
 
+def object_position_weights(objects: list[torch.Tensor | None] | None, t: torch.Tensor, weight: float,
+                            max_t: float = 1.0) -> list[torch.Tensor | None] | None:
+    """Loss weights of the latent positions, ``1 + weight * share`` (share: each position's object
+    pixels, (T_i, H_i, W_i)) for the samples noised to ``t_i <= max_t``, plain (None) above it.
+
+    The share is read from the target, so where ``x_t`` does not yet show where the objects are (high t)
+    the weighted loss is minimised by an estimate biased toward "object here": large colour regions.
+    Gating by t keeps the weight where ``x_t`` already locates the objects. t: (B,)."""
+    if objects is None or not weight:
+        return None
+    return [None if o is None or float(ti) > max_t else 1 + weight * o for o, ti in zip(objects, t.tolist())]
+
+
 class DiTObjective(nn.Module):
-    def __init__(self, dit: nn.Module, text_encoder: nn.Module, flow_cfg, patch_size: tuple[int, int, int]):
+    def __init__(self, dit: nn.Module, text_encoder: nn.Module, flow_cfg, patch_size: tuple[int, int, int],
+                 object_weight: float = 0.0, object_max_t: float = 1.0):
         super().__init__()
         self.dit = dit
         self.text_encoder = text_encoder
         self.flow = flow_cfg
         self.patch = tuple(patch_size)
+        self.object_weight, self.object_max_t = object_weight, object_max_t
 
     def tokens(self, z: torch.Tensor) -> int:
         _, T, H, W = z.shape
@@ -125,10 +140,10 @@ class DiTObjective(nn.Module):
         return (T // pt) * (H // ph) * (W // pw)
 
     def forward(self, latents: list[torch.Tensor], prompts: list[str], gens: list[torch.Generator],
-                cond_prob: float, positions: list[torch.Tensor | None] | None = None
+                cond_prob: float, objects: list[torch.Tensor | None] | None = None
                 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         # latents: B tensors (C, T_i, H_i, W_i); prompts: B strings; gens: B generators;
-        # positions: None or B loss weights (T_i, H_i, W_i) of the latent positions
+        # objects: None or B object shares (T_i, H_i, W_i) of the latent positions (object_position_weights)
         from tenku.flow import add_noise, flow_matching_loss
 
         device = latents[0].device
@@ -141,6 +156,7 @@ class DiTObjective(nn.Module):
         xs = add_noise(latents, noises, t_vec, clean=cleans)  # B x (C, T, H, W); given frames stay clean
         emb, mask = self.text_encoder.encode(prompts)  # (B, L, D), (B, L)
         pred = self.dit(xs, t_vec, emb.to(device), mask.to(device), clean=cleans)  # B x (C, T, H, W)
+        positions = object_position_weights(objects, t_vec, self.object_weight, self.object_max_t)
         loss = flow_matching_loss(pred, latents, noises, clean=cleans, positions=positions)
         n_cond = sum(bool(c.any()) for c in cleans)
         return loss, {"cond_frac": torch.tensor(n_cond / len(cleans))}

@@ -76,6 +76,10 @@ class TrainConfig(ConfigBase):
     # extra loss weight of a latent position by the share of object pixels in its block (1 + w * share,
     # then the weighted mean): a flow loss that is otherwise almost all floor (see train.latents.object_map)
     object_weight: float = 0.0
+    # ... applied only to samples noised to t <= this (1: every sample): read from the target, the weight
+    # biases the estimate toward "object here" where x_t does not yet show the objects (see
+    # objectives.object_position_weights)
+    object_weight_max_t: float = 1.0
     # models (dicts of the model config fields; the empty dict means the config's defaults)
     vae: dict = dataclasses.field(default_factory=dict)
     dit: dict = dataclasses.field(default_factory=dict)
@@ -251,6 +255,9 @@ def validate(cfg: TrainConfig) -> None:
         problems.append(f"parallel must be ddp or fsdp (got {cfg.parallel!r})")
     if not 0 <= cfg.caption_dropout <= 1 or not 0 <= cfg.cond_prob <= 1:
         problems.append("caption_dropout and cond_prob must lie in [0, 1]")
+    if cfg.object_weight < 0 or not 0 <= cfg.object_weight_max_t <= 1:
+        problems.append(f"object_weight must be >= 0 and object_weight_max_t in [0, 1] (got {cfg.object_weight}, "
+                        f"{cfg.object_weight_max_t})")
     bad_levels = [c for c in cfg.caption_levels if c not in ("short", "medium", "long")]
     if bad_levels or not cfg.caption_levels:
         problems.append(f"caption_levels must be a non-empty subset of short/medium/long (got {cfg.caption_levels})")

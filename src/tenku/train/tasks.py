@@ -248,7 +248,7 @@ class DiTTask(Task):
         from tenku.models.text import ByteTextEncoder
 
         return DiTObjective(DiT(self.mc["dit"]), ByteTextEncoder(self.mc["text"]), self.mc["flow"],
-                            self.mc["dit"].patch_size)
+                            self.mc["dit"].patch_size, self.cfg.object_weight, self.cfg.object_weight_max_t)
 
     def source(self, data):
         if is_latent_dir(data):
@@ -261,23 +261,22 @@ class DiTTask(Task):
 
     def batch(self, items, gens):
         dev, w = self.device, self.cfg.object_weight
-        positions = None
+        objects = None  # the object share of each latent position, for the objective's loss weights
         if "latent" in items[0]:
             latents = [it["latent"].to(dev) for it in items]  # b x (C, T, h, w)
             if w:
-                positions = [None if it.get("objects") is None else 1 + w * it["objects"].to(dev)
-                             for it in items]  # b x (T, h, w)
+                objects = [None if it.get("objects") is None else it["objects"].to(dev) for it in items]  # b x (T, h, w)
         else:  # clips: encode them with the frozen VAE
             with torch.no_grad():
                 video = torch.stack([it["video"] for it in items]).to(dev)  # (b, 3, T, H, W)
                 latents = list(self.vae.encode(video).float().unbind(0))
                 if w:
-                    objects = object_map(video, self.vae.cfg.spatial_factor, self.vae.cfg.temporal_factor)
-                    positions = list((1 + w * objects).unbind(0))  # b x (T, h, w)
+                    shares = object_map(video, self.vae.cfg.spatial_factor, self.vae.cfg.temporal_factor)
+                    objects = list(shares.unbind(0))  # b x (T, h, w)
         prompts = [choose_caption(g, it["captions"], self.cfg.caption_levels, self.cfg.caption_dropout)
                    for it, g in zip(items, gens)]
         tokens = sum(self.module.tokens(z) for z in latents)
-        return (latents, prompts, gens, self.cfg.cond_prob, positions), tokens
+        return (latents, prompts, gens, self.cfg.cond_prob, objects), tokens
 
     def export(self, ema_state, source, out, step, monitor, final):
         from tenku.config import FlowConfig, SampleConfig
