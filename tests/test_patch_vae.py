@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from tenku.config import PatchVAEConfig, read_model_configs, vae_config_from_dict
-from tenku.errors import UnsupportedSizeError
+from tenku.errors import TenkuError, UnsupportedSizeError
 from tenku.models.patch_vae import PatchVAE, from_blocks, to_blocks
 
 ATOL = 1e-5
@@ -199,6 +199,45 @@ def test_weighted_flow_loss_counts_the_weighted_positions_more():
     assert float(more) > 5 * float(flat)
     with pytest.raises(ValueError, match="position weights"):
         flow_matching_loss([pred], [x0], [noise], positions=[torch.ones(2, 2)])
+
+
+def test_object_weight_applies_only_to_samples_noised_to_at_most_its_max_t():
+    """The DiT objective weights object positions (1 + w * share) only for samples with t <= max_t:
+    max_t = 0 gives the plain loss exactly, max_t = 1 the weighted loss of every sample."""
+    from tenku.config import DiTConfig, FlowConfig, TextEncoderConfig
+    from tenku.models.dit import DiT
+    from tenku.models.text import ByteTextEncoder
+    from tenku.train.objectives import DiTObjective, object_position_weights
+    from tenku.train.presets import TrainConfig, validate
+
+    shares = [torch.full((2, 2, 2), 0.5), torch.ones(2, 2, 2)]
+    w = object_position_weights(shares, torch.tensor([0.3, 0.7]), 8.0, 0.5)
+    assert w[1] is None and torch.allclose(w[0], torch.full((2, 2, 2), 5.0))
+    assert object_position_weights(shares, torch.tensor([0.3, 0.7]), 0.0, 1.0) is None
+
+    torch.manual_seed(0)
+    dit = DiT(DiTConfig(in_channels=4, patch_size=(1, 1, 1), hidden_size=32, depth=1, num_heads=2, mlp_ratio=2.0,
+                        text_dim=16))
+    text = ByteTextEncoder(TextEncoderConfig(dim=16, depth=1, num_heads=2, mlp_ratio=2.0, max_length=32))
+    with torch.no_grad():  # a zero-initialised output layer would predict 0 everywhere: no position differs
+        for p in dit.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    objective = DiTObjective(dit, text, FlowConfig(), (1, 1, 1)).eval()
+    g = torch.Generator().manual_seed(1)
+    latents = [torch.randn(4, 2, 4, 4, generator=g) for _ in range(3)]
+    objects = [(torch.rand(2, 4, 4, generator=g) > 0.7).float() for _ in range(3)]
+
+    def loss(weight, max_t):
+        objective.object_weight, objective.object_max_t = weight, max_t
+        gens = [torch.Generator().manual_seed(10 + j) for j in range(3)]
+        with torch.no_grad():
+            return float(objective(latents, ["a red ball"] * 3, gens, 0.0, objects)[0])
+
+    plain = loss(0.0, 1.0)
+    assert loss(8.0, 0.0) == pytest.approx(plain, rel=1e-6)  # every t > 0: no sample weighted
+    assert abs(loss(8.0, 1.0) - plain) > 1e-3 * plain  # every sample weighted
+    with pytest.raises(TenkuError, match="object_weight_max_t"):
+        validate(TrainConfig(object_weight_max_t=1.5))
 
 
 def test_a_patch_vae_run_fits_its_code_trains_the_decoder_and_exports(tmp_path):
