@@ -183,7 +183,7 @@ SHIPPED = Path(__file__).resolve().parents[1] / "src" / "tenku" / "assets" / "te
 def test_sensitivity_check_passes_on_the_shipped_model(threads):
     # the model shipped before this one failed both parts (measured 2026-12-02, seeds 0 and 1: white vs
     # black moved mean brightness by 14.4 and 0.5 of 255; red vs blue parsed as green vs orange, then as
-    # no object); the one shipped 2026-12-03 (5550 steps) measured gaps 157 and 160 and parses red and blue
+    # no object); the one shipped 2026-12-03 (6550 steps) measured gaps 164 and 162 and parses red and blue
     # on both seeds
     from tenku.eval.sensitivity import pipeline_sensitivity
 
