@@ -118,7 +118,9 @@ def object_position_weights(objects: list[torch.Tensor | None] | None, t: torch.
 
     The share is read from the target, so where ``x_t`` does not yet show where the objects are (high t)
     the weighted loss is minimised by an estimate biased toward "object here": large colour regions.
-    Gating by t keeps the weight where ``x_t`` already locates the objects. t: (B,)."""
+    Gating by t keeps the weight where ``x_t`` already locates the objects; measured on the default model
+    (MODEL_CARD.md), gating at 0.5 leaves objects faint, like no weight, so the default applies it at
+    every t. t: (B,)."""
     if objects is None or not weight:
         return None
     return [None if o is None or float(ti) > max_t else 1 + weight * o for o, ti in zip(objects, t.tolist())]
