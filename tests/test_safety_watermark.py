@@ -227,3 +227,41 @@ def test_mark_moves_with_a_camera_pan_and_survives_crf28(tmp_path):
     crf28 = media.write_video(tmp_path / "pan28.mp4", media.read_video(path)[0], 8, crf=28)
     r = wm.detect(media.read_video(crf28)[0])
     assert r.detected and r.payload == payload, r
+
+
+@pytest.mark.parametrize("size", [(16, 16), (20, 20), (24, 24), (20, 36)])
+def test_frames_smaller_than_half_the_tile_carry_a_readable_mark(size):
+    """Frames under 32 px get the tile shrunk below 0.5x; the detector resamples them back to the tile's size
+    (a pre-registered size), where the scale grid (0.45x and up) never looked: before, such a mark never read.
+    Marked as the writer marks a video's first frames (read back, strengthened until it reads)."""
+    h, w = size
+    clip = _resize(synthetic_clip(1), h, w)
+    marked, strength = wm.embed_read_back(clip, 0xCAFEF00D)
+    assert strength == pytest.approx(wm.STRENGTH) and media.psnr(marked, clip) >= 40.0
+    r = wm.detect(marked)
+    assert r.detected and r.payload == 0xCAFEF00D, r
+    assert abs(r.scale - min(h, w) / wm.TILE) < 0.02, r.scale  # read at the fitted size
+    assert wm.reads_back(marked, 0xCAFEF00D)
+    assert not wm.detect(clip).detected and not wm.reads_back(clip, 0xCAFEF00D)
+
+
+def test_read_back_agrees_with_the_blind_detector():
+    """``reads_back`` (the writer's check on every output: the pre-registered hypotheses for a still camera, the
+    full search for a moving one) says yes exactly where ``detect`` reads the payload: marked still and panning
+    world clips and stills, unmarked clips, a wrong payload, a wrong key, a mark too weak to read."""
+    from tenku.world.make import make_world_clip
+
+    payload = 0x13572468
+    pan = make_world_clip(0, "test_id", 0).frames  # camera panning: the full search
+    still = make_world_clip(0, "test_id", 7).frames  # stone floor, still camera: the pre-registered hypotheses
+    key = wm.DEFAULT_KEY
+    cases = [(wm.embed(pan, payload), payload, key, True), (pan, payload, key, False),
+             (wm.embed(still, payload), payload, key, True), (wm.embed(still[:1], payload), payload, key, True),
+             (still, payload, key, False), (wm.embed(still, payload), payload ^ 1, key, False),
+             (wm.embed(still, payload), payload, 12345, False),
+             (wm.embed(still, payload, strength=0.05), payload, key, False)]
+    assert wm._velocity(wm._luma(cases[0][0]), np.arange(len(cases[0][0]))) is not None
+    for frames, p, key, expected in cases:
+        r = wm.detect(frames, key=key)
+        assert (r.detected and r.payload == p) == expected, (frames.shape, hex(p), key, r)
+        assert wm.reads_back(frames, p, key=key) == expected, (frames.shape, hex(p), key)

@@ -6,7 +6,8 @@ Design (measured in benchmarks/watermark_robustness.py; see docs/safety.md):
 - A 64x64 periodic pattern, tiled over frames of any size, is the sum of ``K = 41`` orthogonal
   groups of Fourier bins in the band 2.5 <= radius <= 12 cycles per tile; each group carries one
   code bit as its sign, with fixed random phases from ``key``; the last group (the pilot) is always +.
-  Frames smaller than the tile get the tile shrunk to fit (the detector's scale search finds it).
+  Frames smaller than the tile get the tile shrunk to fit; the detector resamples them back to the tile's
+  size (``_fit_size``) as one of its pre-registered sizes.
 - Temporal code: the pattern is added to frames 0-7 with sign +, 8-15 with sign -, and so on
   (``temporal_code``; ``start`` continues it over a video marked piece by piece). The detector takes
   half the difference of the mean + frames and the mean - frames, so whatever stays still in the picture
@@ -30,12 +31,15 @@ Design (measured in benchmarks/watermark_robustness.py; see docs/safety.md):
   correlated with all groups at every cyclic shift by FFT (this searches crop offsets). The statistic is
   the sum over groups of |correlation| / its spread over shifts, as a z-score. Offsets 0, 3 and 5 are
   searched in full (every offset is within a frame of one), then all 8 at the best size. The best
-  hypothesis, and separately the pre-registered "unmoved" and "0.5x downscale" at offset 0 and shift 0,
-  are decoded: the pilot's sign sets the polarity, then hard decisions; a word that fails its CRC gets
+  hypothesis, and separately the pre-registered "unmoved", "0.5x downscale" and (frames under 64 px) "tile
+  fitted" sizes at offset 0 and shift 0, are decoded: the pilot's sign sets the polarity, then hard decisions; a word that fails its CRC gets
   the one bit its syndrome names flipped only at z >= ``Z_CORRECT`` and only when that bit reads weaker
   than the median bit.
 - A mark is reported when the CRC matches and the false-alarm bound
   ``p_value = hypotheses * Q(z) * (words that could have matched) / 256`` is at most ``P_FALSE``.
+- Read-back (``reads_back``, what the writer runs on every output): a mark just embedded sits at offset 0,
+  shift 0 and a pre-registered size, so for a still camera those few hypotheses alone decide whether the
+  blind detector reads it (they are its second candidate); only a moving camera needs the full search.
 """
 
 from __future__ import annotations
@@ -180,6 +184,20 @@ def _residual(y: np.ndarray) -> np.ndarray:
     return np.clip(y - med, -CLIP, CLIP)
 
 
+def _fit_size(h: int, w: int) -> tuple[int, int]:
+    """(h, w) for frames at least a tile on their short side; smaller frames: the size at which the tile fits
+    them, the embedder's tile is shrunk by (and the detector resamples them back to)."""
+    shrink = min(1.0, min(h, w) / TILE)
+    return round(h / shrink), round(w / shrink)
+
+
+def _privileged_sizes(h0: int, w0: int) -> list[tuple[int, int]]:
+    """The pre-registered sizes of an (h0, w0) suspect: unmoved, 0.5x downscale, and the tile fitted."""
+    sizes = [(round(h0 / s), round(w0 / s)) for s in PRIVILEGED]
+    fit = _fit_size(h0, w0)
+    return sizes if fit in sizes else [*sizes, fit]
+
+
 def _fold(r: np.ndarray) -> np.ndarray:
     """Average an (H, W) image onto the (TILE, TILE) torus (tile (i, j) of the frame starts at 0)."""
     h, w = r.shape
@@ -320,15 +338,10 @@ def embed(frames: np.ndarray, payload: int, key: int = DEFAULT_KEY, strength: fl
     video = frames[None] if single else frames
     if video.ndim != 4 or video.shape[-1] != 3 or video.dtype != np.uint8:
         raise ValueError(f"expected uint8 frames (T, H, W, 3), got {video.dtype} {video.shape}")
-    out = plain = _embed(video, payload, key, strength, start)
     if still_boost and len(video) == 1 and start == 0:
-        for boost in STILL_BOOST:
-            out = plain if boost == 1.0 else _embed(video, payload, key, strength * boost, start)
-            r = detect(out, key=key)
-            if r.detected and r.payload == payload:
-                break
-        else:  # no strength reads back (e.g. a frame of noise): a stronger mark would only cost quality
-            out = plain
+        out = _boosted(video, payload, key, strength, start, lambda x: reads_back(x, payload, key=key))[0]
+    else:
+        out = _embed(video, payload, key, strength, start)
     return out[0] if single else out
 
 
@@ -341,13 +354,30 @@ def embed_read_back(frames: np.ndarray, payload: int, key: int = DEFAULT_KEY, st
     frames can hide a plain mark (measured on the default model's blocky clips: 3 of 6 seeds unreadable
     after encoding). When no step reads, the plain mark is kept."""
     video = frames if frames.ndim == 4 else frames[None]
-    plain = _embed(video, payload, key, strength, 0)
-    for boost in STILL_BOOST:
-        out = plain if boost == 1.0 else _embed(video, payload, key, strength * boost, 0)
-        r = detect(out if roundtrip is None else roundtrip(out), key=key)
-        if r.detected and r.payload == payload:
-            return out, strength * boost
-    return plain, strength
+
+    def reads(out: np.ndarray) -> bool:  # as marked first (cheap): a mark that does not read there will not after
+        return reads_back(out, payload, key=key) and (roundtrip is None or reads_back(roundtrip(out), payload, key=key))
+
+    out, used, _ = _boosted(video, payload, key, strength, 0, reads)
+    return out, used
+
+
+def _boosted(video: np.ndarray, payload: int, key: int, strength: float, start: int,
+             reads) -> tuple[np.ndarray, float, bool]:
+    """The weakest ``STILL_BOOST`` step of the mark for which ``reads(marked)`` holds: (marked, its strength,
+    True); (the plain mark, ``strength``, False) when none does. The strongest step is tried right after the
+    plain one, as marked: when even it does not read (a frame of noise), no step will, and the rest are skipped."""
+    plain = _embed(video, payload, key, strength, start)
+    if reads(plain):
+        return plain, strength, True
+    strongest = _embed(video, payload, key, strength * STILL_BOOST[-1], start)
+    if not reads_back(strongest, payload, key=key):
+        return plain, strength, False
+    for boost in STILL_BOOST[1:]:
+        out = strongest if boost == STILL_BOOST[-1] else _embed(video, payload, key, strength * boost, start)
+        if reads(out):
+            return out, strength * boost, True
+    return plain, strength, False
 
 
 def _embed(video: np.ndarray, payload: int, key: int, strength: float, start: int) -> np.ndarray:
@@ -361,7 +391,7 @@ def _embed(video: np.ndarray, payload: int, key: int, strength: float, start: in
     out = video
     # frames smaller than the tile get the tile shrunk to fit (the detector searches that scale too)
     shrink = min(1.0, min(h, w) / TILE)
-    th, tw = round(h / shrink), round(w / shrink)
+    th, tw = _fit_size(h, w)
     # headroom: 1 = symmetric mark, 0 = negative half only (light pixels that +10% brightness clips)
     sym = np.clip((LIGHT_HI - lum) / (LIGHT_HI - LIGHT_LO), 0.0, 1.0)  # (T, H, W)
     index = np.arange(start, start + t)
@@ -442,8 +472,8 @@ def _search(correlate, h0: int, w0: int, sizes: list | None = None, dense: bool 
         for h, w in sizes:
             at(h, w)
         return done, origin
-    for s in PRIVILEGED:
-        at(round(h0 / s), round(w0 / s))
+    for h, w in _privileged_sizes(h0, w0):
+        at(h, w)
     if dense and min(h0, w0) <= DENSE[2]:  # the correlation peak is about one pixel wide in size: try every size
         for h in range(round(h0 / DENSE[1]), round(h0 / DENSE[0]) + 1):
             at(h, round(w0 * h / h0))
@@ -460,20 +490,53 @@ def _search(correlate, h0: int, w0: int, sizes: list | None = None, dense: bool 
     return done, origin
 
 
-def detect(frames: np.ndarray, key: int = DEFAULT_KEY, max_frames: int = 48) -> WatermarkResult:
-    """Look for the mark in frames (T, H, W, 3) uint8 (or one frame), blind."""
+def _suspect(frames: np.ndarray, max_frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """Frames (T, H, W, 3) or one frame -> ((T', H, W) luma, (T',) frame indices) of up to ``max_frames``
+    evenly spread frames."""
     video = frames[None] if frames.ndim == 3 else frames
     index = np.arange(len(video))
     if len(video) > max_frames:
         index = np.linspace(0, len(video) - 1, max_frames).round().astype(int)
         video = video[index]
-    lum = _luma(video)
+    return _luma(video), index
+
+
+def _still_path(lum: np.ndarray, index: np.ndarray, key: int):
+    """Code offset -> ``correlate(h, w)`` of the coded mean luma, unregistered (a still camera)."""
+    return lambda o: (lambda h, w: _correlations(_fold(_residual(_resize(_coded_mean(lum, index, o), h, w))), key))
+
+
+def _privileged(origin: dict, h0: int, w0: int) -> list:
+    """The pre-registered hypotheses (offset 0, shift 0, the privileged sizes) among ``origin``'s entries."""
+    return [origin[k] for k in _privileged_sizes(h0, w0) if k in origin]
+
+
+def _decide(candidates: list) -> WatermarkResult:
+    """The first candidate ((z, scale, shift, corr, norm), hypotheses) whose decoded word passes the CRC and the
+    false-alarm bound, else the first one's reading."""
+    result = None
+    for (z, s, shift, c, n), hyps in candidates:
+        payload, crc_ok, corrected = _decode(c, n, z)
+        words = 1 + PILOT if z >= Z_CORRECT else 1  # words a random read could have matched the CRC with
+        p = min(1.0, hyps * 0.5 * math.erfc(z / math.sqrt(2)) * (words / 2**CRC_BITS if crc_ok else 1.0))
+        detected = crc_ok and p <= P_FALSE
+        if result is None or detected:
+            result = (detected, payload, z, p, crc_ok, s, shift, float(n.min()), corrected if detected else 0)
+        if detected:
+            break
+    detected, payload, z, p, crc_ok, s, shift, margin, corrected = result
+    return WatermarkResult(detected, payload if detected else None, z, p, crc_ok, s, shift, margin, corrected,
+                           payload)
+
+
+def detect(frames: np.ndarray, key: int = DEFAULT_KEY, max_frames: int = 48) -> WatermarkResult:
+    """Look for the mark in frames (T, H, W, 3) uint8 (or one frame), blind."""
+    lum, index = _suspect(frames, max_frames)
     h0, w0 = lum.shape[1:]
     # the code's offset is unknown (a trimmed clip): search three offsets in full, then every offset at the best
     # size; with a moving camera, the same again on frames registered to the first (the mark moved with them)
     offsets = FIRST_OFFSETS if len(lum) > 1 else (0,)
-    paths = {"still": lambda o: (lambda h, w: _correlations(_fold(_residual(_resize(
-        _coded_mean(lum, index, o), h, w))), key))}
+    paths = {"still": _still_path(lum, index, key)}
     moved = _moved(index, _velocity(lum, index))
     if moved is not None:
         few = _few(len(lum))
@@ -499,20 +562,25 @@ def detect(frames: np.ndarray, key: int = DEFAULT_KEY, max_frames: int = 48) -> 
                 if entry[0] > searched[0]:
                     searched = entry
     candidates = [(searched, hypotheses)]
-    _, origin = found["still", 0]  # pre-registered: the code from frame 0, unmoved or downscaled 0.5x, no crop
-    privileged = [origin[k] for k in ((round(h0 / s), round(w0 / s)) for s in PRIVILEGED) if k in origin]
+    privileged = _privileged(found["still", 0][1], h0, w0)  # the code from frame 0, unmoved, no crop
     if privileged:
         candidates.append((max(privileged, key=lambda b: b[0]), len(privileged)))
-    result = None
-    for (z, s, shift, c, n), hyps in candidates:
-        payload, crc_ok, corrected = _decode(c, n, z)
-        words = 1 + PILOT if z >= Z_CORRECT else 1  # words a random read could have matched the CRC with
-        p = min(1.0, hyps * 0.5 * math.erfc(z / math.sqrt(2)) * (words / 2**CRC_BITS if crc_ok else 1.0))
-        detected = crc_ok and p <= P_FALSE
-        if result is None or detected:
-            result = (detected, payload, z, p, crc_ok, s, shift, float(n.min()), corrected if detected else 0)
-        if detected:
-            break
-    detected, payload, z, p, crc_ok, s, shift, margin, corrected = result
-    return WatermarkResult(detected, payload if detected else None, z, p, crc_ok, s, shift, margin, corrected,
-                           payload)
+    return _decide(candidates)
+
+
+def reads_back(frames: np.ndarray, payload: int, key: int = DEFAULT_KEY, max_frames: int = 48) -> bool:
+    """Whether :func:`detect` reads ``payload`` from frames marked from start 0 and not resized or cropped since
+    (the writer's read-back, after the codec). For a still camera the pre-registered hypotheses alone decide it:
+    they are the detector's second candidate, so a read there is a read by ``detect`` (tens of times faster than
+    its search); a moving camera, whose mark moved with the picture, gets the full search."""
+    lum, index = _suspect(frames, max_frames)
+    if _velocity(lum, index) is not None:
+        r = detect(frames, key=key, max_frames=max_frames)
+        return r.detected and r.payload == payload
+    h0, w0 = lum.shape[1:]
+    origin = _search(_still_path(lum, index, key)(0), h0, w0, sizes=_privileged_sizes(h0, w0))[1]
+    privileged = _privileged(origin, h0, w0)
+    if not privileged:
+        return False
+    r = _decide([(max(privileged, key=lambda b: b[0]), len(privileged))])
+    return r.detected and r.payload == payload
