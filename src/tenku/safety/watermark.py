@@ -572,15 +572,16 @@ def reads_back(frames: np.ndarray, payload: int, key: int = DEFAULT_KEY, max_fra
     """Whether :func:`detect` reads ``payload`` from frames marked from start 0 and not resized or cropped since
     (the writer's read-back, after the codec). For a still camera the pre-registered hypotheses alone decide it:
     they are the detector's second candidate, so a read there is a read by ``detect`` (tens of times faster than
-    its search); a moving camera, whose mark moved with the picture, gets the full search."""
+    its search); a moving camera, whose mark moved with the picture, and frames too large for those sizes get the
+    full search."""
     lum, index = _suspect(frames, max_frames)
-    if _velocity(lum, index) is not None:
-        r = detect(frames, key=key, max_frames=max_frames)
-        return r.detected and r.payload == payload
     h0, w0 = lum.shape[1:]
-    origin = _search(_still_path(lum, index, key)(0), h0, w0, sizes=_privileged_sizes(h0, w0))[1]
-    privileged = _privileged(origin, h0, w0)
-    if not privileged:
-        return False
-    r = _decide([(max(privileged, key=lambda b: b[0]), len(privileged))])
+    privileged = []
+    if _velocity(lum, index) is None:
+        origin = _search(_still_path(lum, index, key)(0), h0, w0, sizes=_privileged_sizes(h0, w0))[1]
+        privileged = _privileged(origin, h0, w0)
+    if privileged:
+        r = _decide([(max(privileged, key=lambda b: b[0]), len(privileged))])
+    else:  # a moving camera, or frames too large for any pre-registered size (over MAX_PIXELS): the full search
+        r = detect(frames, key=key, max_frames=max_frames)
     return r.detected and r.payload == payload
