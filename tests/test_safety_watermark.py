@@ -232,8 +232,9 @@ def test_mark_moves_with_a_camera_pan_and_survives_crf28(tmp_path):
 @pytest.mark.parametrize("size", [(16, 16), (20, 20), (24, 24), (20, 36)])
 def test_frames_smaller_than_half_the_tile_carry_a_readable_mark(size):
     """Frames under 32 px get the tile shrunk below 0.5x; the detector resamples them back to the tile's size
-    (a pre-registered size), where the scale grid (0.45x and up) never looked: before, such a mark never read.
-    Marked as the writer marks a video's first frames (read back, strengthened until it reads)."""
+    (a pre-registered size). Under about 29 px the scale grid (0.45x and up) never reaches it: before, such a
+    mark never read. Marked as the writer marks a video's first frames (read back, strengthened until it
+    reads), and as it marks a still (one frame, no temporal code to cancel the content)."""
     h, w = size
     clip = _resize(synthetic_clip(1), h, w)
     marked, strength = wm.embed_read_back(clip, 0xCAFEF00D)
@@ -243,6 +244,8 @@ def test_frames_smaller_than_half_the_tile_carry_a_readable_mark(size):
     assert abs(r.scale - min(h, w) / wm.TILE) < 0.02, r.scale  # read at the fitted size
     assert wm.reads_back(marked, 0xCAFEF00D)
     assert not wm.detect(clip).detected and not wm.reads_back(clip, 0xCAFEF00D)
+    still = wm.detect(wm.embed(clip[0], 0xCAFEF00D))
+    assert still.detected and still.payload == 0xCAFEF00D, still
 
 
 def test_read_back_agrees_with_the_blind_detector():

@@ -39,7 +39,8 @@ Design (measured in benchmarks/watermark_robustness.py; see docs/safety.md):
   ``p_value = hypotheses * Q(z) * (words that could have matched) / 256`` is at most ``P_FALSE``.
 - Read-back (``reads_back``, what the writer runs on every output): a mark just embedded sits at offset 0,
   shift 0 and a pre-registered size, so for a still camera those few hypotheses alone decide whether the
-  blind detector reads it (they are its second candidate); only a moving camera needs the full search.
+  blind detector reads it (they are its second candidate); a moving camera, and frames too large for those
+  sizes, get the full search.
 """
 
 from __future__ import annotations
@@ -389,7 +390,7 @@ def _embed(video: np.ndarray, payload: int, key: int, strength: float, start: in
     lum = _luma(video)
     gains = np.ones(K)
     out = video
-    # frames smaller than the tile get the tile shrunk to fit (the detector searches that scale too)
+    # frames smaller than the tile get the tile shrunk to fit (the detector resamples them to _fit_size)
     shrink = min(1.0, min(h, w) / TILE)
     th, tw = _fit_size(h, w)
     # headroom: 1 = symmetric mark, 0 = negative half only (light pixels that +10% brightness clips)
@@ -569,11 +570,14 @@ def detect(frames: np.ndarray, key: int = DEFAULT_KEY, max_frames: int = 48) -> 
 
 
 def reads_back(frames: np.ndarray, payload: int, key: int = DEFAULT_KEY, max_frames: int = 48) -> bool:
-    """Whether :func:`detect` reads ``payload`` from frames marked from start 0 and not resized or cropped since
-    (the writer's read-back, after the codec). For a still camera the pre-registered hypotheses alone decide it:
-    they are the detector's second candidate, so a read there is a read by ``detect`` (tens of times faster than
-    its search); a moving camera, whose mark moved with the picture, and frames too large for those sizes get the
-    full search."""
+    """Whether ``payload`` reads from frames marked from start 0 and not resized or cropped since (the writer's
+    read-back, after the codec). For a still camera only the pre-registered hypotheses are evaluated: they are
+    :func:`detect`'s second candidate, so a read here is a read by ``detect`` too (tens of times faster than its
+    search), unless its first candidate, the best of the whole search, passes the CRC and the false-alarm bound
+    with another word (a false alarm, bounded by ``P_FALSE``). A read ``detect`` finds only elsewhere in its
+    search is not seen here, which costs at most a stronger mark than needed. A moving camera, whose mark moved
+    with the picture, and frames too large for those sizes get the full search.
+    """
     lum, index = _suspect(frames, max_frames)
     h0, w0 = lum.shape[1:]
     privileged = []
