@@ -359,26 +359,25 @@ def embed_read_back(frames: np.ndarray, payload: int, key: int = DEFAULT_KEY, st
     def reads(out: np.ndarray) -> bool:  # as marked first (cheap): a mark that does not read there will not after
         return reads_back(out, payload, key=key) and (roundtrip is None or reads_back(roundtrip(out), payload, key=key))
 
-    out, used, _ = _boosted(video, payload, key, strength, 0, reads)
-    return out, used
+    return _boosted(video, payload, key, strength, 0, reads)
 
 
 def _boosted(video: np.ndarray, payload: int, key: int, strength: float, start: int,
-             reads) -> tuple[np.ndarray, float, bool]:
-    """The weakest ``STILL_BOOST`` step of the mark for which ``reads(marked)`` holds: (marked, its strength,
-    True); (the plain mark, ``strength``, False) when none does. The strongest step is tried right after the
+             reads) -> tuple[np.ndarray, float]:
+    """The weakest ``STILL_BOOST`` step of the mark for which ``reads(marked)`` holds: (marked, its strength);
+    (the plain mark, ``strength``) when none does. The strongest step is tried right after the
     plain one, as marked: when even it does not read (a frame of noise), no step will, and the rest are skipped."""
     plain = _embed(video, payload, key, strength, start)
     if reads(plain):
-        return plain, strength, True
+        return plain, strength
     strongest = _embed(video, payload, key, strength * STILL_BOOST[-1], start)
     if not reads_back(strongest, payload, key=key):
-        return plain, strength, False
+        return plain, strength
     for boost in STILL_BOOST[1:]:
         out = strongest if boost == STILL_BOOST[-1] else _embed(video, payload, key, strength * boost, start)
         if reads(out):
-            return out, strength * boost, True
-    return plain, strength, False
+            return out, strength * boost
+    return plain, strength
 
 
 def _embed(video: np.ndarray, payload: int, key: int, strength: float, start: int) -> np.ndarray:
