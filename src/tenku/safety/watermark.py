@@ -80,7 +80,8 @@ Z_CORRECT = 9.0  # a word that fails its CRC gets the one bit its syndrome names
 PRIVILEGED = (1.0, 0.5)  # scales tried at shift 0 as their own, small hypothesis set
 REFINE_STEPS = (-2, -1, 1, 2)  # quarter steps of the 1.1x scale grid tried around the two best scales
 DENSE = (0.7, 1.5, 64)  # frames up to 64 px (short side): every whole-pixel size for scales 0.7..1.5
-MAX_PIXELS = 400_000  # skip a scale hypothesis whose resampled frame would be larger
+MAX_PIXELS = 400_000  # skip a scale hypothesis whose resampled frame would be larger (the unresampled size is
+# always tried)
 BLOCK = 8  # frames per sign of the temporal code: the mark is +pattern for 8 frames, then -pattern for 8, ...
 FIRST_OFFSETS = (0, 3, 5)  # code offsets searched in full; every offset is within one frame of one of them
 MOVING = 0.3  # camera motion: this fraction of the pixels changes by more than 3 levels from frame to frame
@@ -459,7 +460,9 @@ def _search(correlate, h0: int, w0: int, sizes: list | None = None, dense: bool 
     done, origin = {}, {}
 
     def at(h: int, w: int) -> None:
-        if (h, w) in done or h < 16 or w < 16 or h * w > max_pixels:
+        # the suspect as it is (no resampling) is always looked at, however large: it is where an unscaled
+        # output's mark is, and it costs what reading the frame costs
+        if (h, w) in done or h < 16 or w < 16 or (h * w > max_pixels and (h, w) != (h0, w0)):
             return
         corr = correlate(h, w)  # (K, TILE, TILE)
         norm = np.abs(corr) / np.maximum(corr.std(axis=(1, 2), keepdims=True), 1e-9)
@@ -585,6 +588,6 @@ def reads_back(frames: np.ndarray, payload: int, key: int = DEFAULT_KEY, max_fra
         privileged = _privileged(origin, h0, w0)
     if privileged:
         r = _decide([(max(privileged, key=lambda b: b[0]), len(privileged))])
-    else:  # a moving camera, or frames too large for any pre-registered size (over MAX_PIXELS): the full search
+    else:  # a moving camera (or frames too small to search): the full search
         r = detect(frames, key=key, max_frames=max_frames)
     return r.detected and r.payload == payload
