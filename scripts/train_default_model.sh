@@ -19,6 +19,8 @@
 #               DEVICE (cpu or cuda; default cuda when available)   THREADS (torch threads/process, 1)
 #               CLIPS, VAE_STEPS, DIT_STEPS, DIT_STOP, ASSET (where the pipeline folder goes), PARALLEL,
 #               WHITEN_POWER (0 keeps the whitened code, 1 gives each channel its component's spread)
+#               DIT_TIME_LIMIT (seconds: the DiT's steps are fitted to it, at most DIT_STEPS; see
+#               `tenku train dit --time-limit`; a fixed hour of a rented GPU, say)
 set -euo pipefail
 
 RUN=${1:-runs/world-tiny}
@@ -32,6 +34,8 @@ PARALLEL=${PARALLEL:-0}
 WHITEN_POWER=${WHITEN_POWER:-0.5}
 ASSET=${ASSET:-src/tenku/assets/tenku-world-tiny}
 DEV=()
+TIME=()
+if [[ -n "${DIT_TIME_LIMIT:-}" ]]; then TIME=(--time-limit "$DIT_TIME_LIMIT"); fi
 if [[ -n "${DEVICE:-}" ]]; then DEV=(--device "$DEVICE"); fi
 export OMP_NUM_THREADS=$THREADS
 if [[ "$NPROC" -gt 1 ]]; then
@@ -64,7 +68,7 @@ cache() {  # $1: the VAE folder whose (fixed) encoder writes the latents
 }
 dit() {
     "${TRAIN[@]}" dit --data "$RUN/latents" --out "$RUN/dit" --preset world-patch --resume "${DEV[@]}" \
-        --steps "$DIT_STEPS" --stop-at "$DIT_STOP" --no-progress
+        --steps "$DIT_STEPS" --stop-at "$DIT_STOP" "${TIME[@]}" --no-progress
 }
 
 echo "== 2/5 patch VAE: encoder = block principal components (held), decoder trained for $VAE_STEPS steps"

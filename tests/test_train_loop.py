@@ -173,6 +173,29 @@ def test_lr_schedule_warms_up_then_decays():
     assert lrs[-1] == pytest.approx(0.1, abs=0.01)
 
 
+
+def test_time_limit_fits_the_schedule_to_the_measured_pace(shards, tmp_path):
+    """``--time-limit``: the pace of the first steps sets ``steps`` (so the cosine decay still ends at
+    ``lr * min_lr_ratio``), never beyond the configured length, and the run's steps end within the limit."""
+    from tenku.train.checkpoint import load_checkpoint
+    from tenku.train.loop import fit_steps, lr_at, train
+
+    assert fit_steps(10, 9, 2.0, 1.8, 20.0, 10_000) == 10 + int(18.0 / 0.2)  # 0.2 s a step, 18 s left
+    assert fit_steps(10, 9, 2.0, 1.8, 20.0, 50) == 50  # the configured length caps it
+    assert fit_steps(10, 9, 30.0, 1.8, 20.0, 10_000) == 11  # over time already: one more step, then stop
+    limit = 4.0
+    cfg = cfg_for("vae", steps=100_000, batch_size=2).replace(warmup_steps=5, ckpt_every=100_000)
+    out = train("vae", cfg, shards, tmp_path / "run", progress=False, finish=False, time_limit=limit)
+    assert 11 <= out["step"] == out["steps"] < 100_000
+    assert out["wall_s_this_run"] < 1.5 * limit + 1.0  # the pace of a loaded machine varies: stated slack
+    state = load_checkpoint(out["checkpoint"])
+    assert state["config"]["steps"] == out["step"]  # the fitted length is stored, so the run resumes alike
+    final = cfg.replace(steps=out["step"])
+    assert lr_at(out["step"], final) == pytest.approx(cfg.lr * cfg.min_lr_ratio, rel=1e-6)  # decayed in full
+    assert lr_at(out["step"] // 2, final) > 2 * cfg.lr * cfg.min_lr_ratio
+    with pytest.raises(TenkuError, match="time-limit"):
+        train("vae", cfg, shards, tmp_path / "bad", progress=False, finish=False, time_limit=0)
+
 def test_caption_choice_and_conditioning_tasks():
     from tenku.train.objectives import choose_caption, sample_clean_mask
 

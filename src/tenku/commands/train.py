@@ -39,6 +39,10 @@ def register(subparsers) -> None:
                             "with a fresh optimizer and schedule")
         q.add_argument("--stop-at", type=int, default=None, metavar="STEP",
                        help="stop after this step (checkpointed) as if interrupted; continue with --resume")
+        q.add_argument("--time-limit", type=float, default=None, metavar="SECONDS",
+                       help="end the training steps within this many seconds: the pace of the first steps "
+                            "sets the number of steps (at most --steps), so the learning-rate schedule "
+                            "still decays fully; the final export comes on top")
         q.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
         q.add_argument("--no-progress", action="store_true", help="no progress bar")
         if kind == "dit":
@@ -66,7 +70,8 @@ def run_train(args: argparse.Namespace) -> int:
                          overrides={"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr,
                                     "grad_accum": args.grad_accum}, sets=args.set)
     summary = train(args.kind, cfg, args.data, args.out, resume=args.resume, vae_path=getattr(args, "vae", None),
-                    stop_at=args.stop_at, device=args.device, progress=not args.no_progress, init=args.init)
+                    stop_at=args.stop_at, device=args.device, progress=not args.no_progress, init=args.init,
+                    time_limit=args.time_limit)
     if summary.get("checkpoint") is not None:
         print(json.dumps(summary, default=str))
     return 0

@@ -44,6 +44,15 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * p)))
 
 
+def fit_steps(step: int, run_steps: int, elapsed: float, since_mark: float, time_limit: float, steps: int) -> int:
+    """The schedule length that ends the run within ``time_limit`` seconds of its start: ``run_steps``
+    steps of this run took ``since_mark`` seconds (the pace; the first step, which builds kernels, is left
+    out), ``elapsed`` seconds have passed in all, ``step`` steps are done. Never longer than ``steps``,
+    never before the next step."""
+    pace = since_mark / max(run_steps, 1)
+    return max(step + 1, min(steps, step + int((time_limit - elapsed) / max(pace, 1e-9))))
+
+
 def make_optimizer(module: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     decay, no_decay = [], []
     for p in module.parameters():
@@ -67,20 +76,27 @@ def _norm(v):
 
 def train(kind: str, cfg: TrainConfig, data: str | Path, out: str | Path, resume: bool = False,
           vae_path: str | Path | None = None, stop_at: int | None = None, device: str | None = None,
-          progress: bool = True, finish: bool = True, init: str | Path | None = None) -> dict:
+          progress: bool = True, finish: bool = True, init: str | Path | None = None,
+          time_limit: float | None = None) -> dict:
     """Run (or resume) a training run. Returns a summary dict (step, losses, skipped samples, paths).
 
     ``stop_at``: stop after this step (checkpointing it) as if interrupted; a later ``resume=True``
-    run continues. ``finish``: at the end, export the weights (VAE component or pipeline folder)."""
+    run continues. ``finish``: at the end, export the weights (VAE component or pipeline folder).
+    ``time_limit``: seconds the training steps may take (a rented GPU hour, say): the pace of the first
+    steps sets the schedule's length (``steps``, at most the configured one), fixed by the end of the
+    warmup so the cosine decay runs its whole course; the final export comes on top."""
     out = Path(out)
+    if time_limit is not None and not time_limit > 0:
+        raise TenkuError(f"--time-limit must be a positive number of seconds, got {time_limit}")
     info = init_distributed(device)
     try:
-        return _train(kind, cfg, data, out, resume, vae_path, stop_at, info, progress, finish, init)
+        return _train(kind, cfg, data, out, resume, vae_path, stop_at, info, progress, finish, init, time_limit)
     finally:
         shutdown(info)
 
 
-def _train(kind, cfg, data, out, resume, vae_path, stop_at, info: DistInfo, progress, finish, init) -> dict:
+def _train(kind, cfg, data, out, resume, vae_path, stop_at, info: DistInfo, progress, finish, init,
+           time_limit) -> dict:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     check_divisible(cfg.batch_size, cfg.grad_accum, info.world_size)
@@ -149,6 +165,8 @@ def _train(kind, cfg, data, out, resume, vae_path, stop_at, info: DistInfo, prog
     last_metrics: dict[str, float] = {}
     history: list[float] = []
     t_start = time.perf_counter()
+    first_step, t_mark, max_steps = step, None, cfg.steps  # time_limit: the pace from this run's second step
+    calibrate_until = step + max(cfg.warmup_steps - step, 50)
     raw.train()
     while step < end:
         batch = sampler.next_batch()
@@ -183,6 +201,18 @@ def _train(kind, cfg, data, out, resume, vae_path, stop_at, info: DistInfo, prog
                              "and resume from the last checkpoint")
         history.append(mean_loss)
         monitor.advance()
+        if time_limit is not None:
+            now = time.perf_counter()
+            if t_mark is None:
+                t_mark = now
+            elif step <= calibrate_until and (step - first_step) % 10 == 0:
+                fit = fit_steps(step, step - first_step - 1, now - t_start, now - t_mark, time_limit, max_steps)
+                fit = int(all_reduce_mean(torch.tensor([float(fit)]), info))  # every process agrees
+                if fit != cfg.steps:
+                    cfg = cfg.replace(steps=fit)
+                    end = min(cfg.steps, stop_at) if stop_at is not None else cfg.steps
+                if step + 10 > calibrate_until:  # the last calibration: the length is fixed from here
+                    monitor.message(f"--time-limit {time_limit:g}s: the schedule ends at step {cfg.steps}")
         if step % cfg.log_every == 0 or step == end:
             red = all_reduce_mean(torch.tensor([extras[k] for k in sorted(extras)] or [0.0]), info)
             scalars = {"loss": mean_loss, "lr": lr, "grad_norm": float(grad_norm),
