@@ -101,8 +101,9 @@ def test_200_jobs_from_50_concurrent_clients_all_complete_once(tmp_path):
 def test_worker_sigkill_mid_job_and_server_crash_mid_queue_lose_nothing(tmp_path):
     data = tmp_path / "serve"
     model = tiniest_pipeline(tmp_path / "model")
-    # 600 sampler steps: a job lasts long enough (about a second even on an idle machine) to be killed mid-way
-    slow = ["--lease-seconds", "2", "--steps", "600", "--seconds", "1", "--poll-after-ms", "100", "--threads", "1",
+    # 3000 sampler steps: a job lasts long enough (a few seconds even on an idle machine) to be killed mid-way;
+    # with 600 (about a second) an idle machine finished the first job between seeing its progress and the kill
+    slow = ["--lease-seconds", "2", "--steps", "3000", "--seconds", "1", "--poll-after-ms", "100", "--threads", "1",
             "--sizes", "16x16"]
     srv = ServerProcess(model=model, data_dir=data, workers=1, args=slow).start()
     try:
