@@ -240,6 +240,59 @@ def test_object_weight_applies_only_to_samples_noised_to_at_most_its_max_t():
         validate(TrainConfig(object_weight_max_t=1.5))
 
 
+def test_estimated_objects_weigh_a_false_object_like_a_missed_one():
+    """object_weight_from="target+estimate": a position where the model's clean estimate draws an object
+    that the target lacks gets the object weight (with the target alone it weighs 1), one where both agree
+    keeps it; in the objective the estimate comes from the model's own prediction, so the loss changes
+    when the estimate shows objects and not when it shows none."""
+    from tenku.config import DiTConfig, FlowConfig, TextEncoderConfig
+    from tenku.models.dit import DiT
+    from tenku.models.text import ByteTextEncoder
+    from tenku.train.objectives import DiTObjective, object_position_weights
+    from tenku.train.presets import TrainConfig, validate
+
+    target = [torch.tensor([[[1.0, 0.0], [0.0, 0.0]]])]  # (T=1, 2, 2): an object at (0, 0)
+    estimate = [torch.tensor([[[1.0, 0.0], [0.0, 1.0]]])]  # the model draws it, and a false one at (1, 1)
+    t = torch.tensor([0.9])
+    alone = object_position_weights(target, t, 3.0)[0]
+    both = object_position_weights(target, t, 3.0, estimate=estimate)[0]
+    assert torch.allclose(alone, torch.tensor([[[4.0, 1.0], [1.0, 1.0]]]))
+    assert torch.allclose(both, torch.tensor([[[4.0, 1.0], [1.0, 4.0]]]))
+
+    torch.manual_seed(0)
+    dit = DiT(DiTConfig(in_channels=4, patch_size=(1, 1, 1), hidden_size=32, depth=1, num_heads=2, mlp_ratio=2.0,
+                        text_dim=16))
+    text = ByteTextEncoder(TextEncoderConfig(dim=16, depth=1, num_heads=2, mlp_ratio=2.0, max_length=32))
+    with torch.no_grad():
+        for p in dit.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    objective = DiTObjective(dit, text, FlowConfig(), (1, 1, 1), object_weight=3.0).eval()
+    g = torch.Generator().manual_seed(1)
+    latents = [torch.randn(4, 2, 4, 4, generator=g) for _ in range(2)]
+    objects = [torch.zeros(2, 4, 4) for _ in range(2)]  # targets without objects: weight 1 everywhere
+
+    def loss(estimate_objects):
+        objective.estimate_objects = estimate_objects
+        gens = [torch.Generator().manual_seed(10 + j) for j in range(2)]
+        with torch.no_grad():
+            return float(objective(latents, ["a red ball"] * 2, gens, 0.0, objects)[0])
+
+    seen = []
+
+    def half_left(z):  # (B, C, T, H, W) -> (B, T, H, W): "objects" on the left half
+        seen.append(tuple(z.shape))
+        share = torch.zeros(z.shape[0], *z.shape[2:])
+        share[..., :2] = 1.0
+        return share
+
+    plain = loss(None)
+    assert loss(lambda z: torch.zeros(z.shape[0], *z.shape[2:])) == pytest.approx(plain, rel=1e-6)
+    assert abs(loss(half_left) - plain) > 1e-3 * plain
+    assert seen == [(2, 4, 2, 4, 4)]  # one decode for the batch of one grid
+    with pytest.raises(TenkuError, match="object_weight_from"):
+        validate(TrainConfig(object_weight_from="estimate"))
+
+
 def test_a_patch_vae_run_fits_its_code_trains_the_decoder_and_exports(tmp_path):
     """A real run on real mp4 shards: the linear maps start at the blocks' principal components (the first
     loss is already small), the encoder stays fixed with train_encoder=false, ``export`` of the VAE run
@@ -279,6 +332,9 @@ def test_a_patch_vae_run_fits_its_code_trains_the_decoder_and_exports(tmp_path):
         vae=vae_dict, object_weight=8.0, dit={**resolve_config("dit", "tiny").dit, "in_channels": 8})
     out = train("dit", dcfg, tmp_path / "lat", tmp_path / "dit", progress=False, finish=False)
     assert np.isfinite(out["loss"])
+    est = train("dit", dcfg.replace(object_weight_from="target+estimate"), tmp_path / "lat", tmp_path / "dit_est",
+                progress=False, finish=False)  # the clean estimates decoded by the cache's VAE
+    assert np.isfinite(est["loss"]) and est["loss"] != pytest.approx(out["loss"], rel=1e-6)
 
 
 def test_whitened_code_has_unit_variance_channels_and_the_same_reconstruction():

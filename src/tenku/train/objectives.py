@@ -112,7 +112,8 @@ def choose_caption(gen: torch.Generator, captions: dict, levels: tuple[str, ...]
 
 
 def object_position_weights(objects: list[torch.Tensor | None] | None, t: torch.Tensor, weight: float,
-                            max_t: float = 1.0) -> list[torch.Tensor | None] | None:
+                            max_t: float = 1.0, estimate: list[torch.Tensor] | None = None
+                            ) -> list[torch.Tensor | None] | None:
     """Loss weights of the latent positions, ``1 + weight * share`` (share: each position's object
     pixels, (T_i, H_i, W_i)) for the samples noised to ``t_i <= max_t``, plain (None) above it.
 
@@ -120,9 +121,16 @@ def object_position_weights(objects: list[torch.Tensor | None] | None, t: torch.
     the weighted loss is minimised by an estimate biased toward "object here": large colour regions.
     Gating by t keeps the weight where ``x_t`` already locates the objects; measured on the default model
     (MODEL_CARD.md), gating at 0.5 leaves objects faint, like no weight, so the default applies it at
-    every t. t: (B,)."""
+    every t. t: (B,).
+
+    ``estimate``: the object shares of the model's own clean estimates (same shapes, no gradient); the
+    share is then the larger of the two, so a position where the model draws an object that is not there
+    weighs as much as one where it misses an object: where the model draws an object the weight no
+    longer depends on the target, and so no longer biases it."""
     if objects is None or not weight:
         return None
+    if estimate is not None:
+        objects = [None if o is None else torch.maximum(o, e.to(o)) for o, e in zip(objects, estimate)]
     return [None if o is None or float(ti) > max_t else 1 + weight * o for o, ti in zip(objects, t.tolist())]
 
 
@@ -135,6 +143,9 @@ class DiTObjective(nn.Module):
         self.flow = flow_cfg
         self.patch = tuple(patch_size)
         self.object_weight, self.object_max_t = object_weight, object_max_t
+        # None, or a function: clean latents (B, C, T, H, W) -> object shares (B, T, H, W) (the frozen VAE's
+        # decode and ``latents.object_map``); set by the task for ``object_weight_from="target+estimate"``
+        self.estimate_objects = None
 
     def tokens(self, z: torch.Tensor) -> int:
         _, T, H, W = z.shape
@@ -158,7 +169,24 @@ class DiTObjective(nn.Module):
         xs = add_noise(latents, noises, t_vec, clean=cleans)  # B x (C, T, H, W); given frames stay clean
         emb, mask = self.text_encoder.encode(prompts)  # (B, L, D), (B, L)
         pred = self.dit(xs, t_vec, emb.to(device), mask.to(device), clean=cleans)  # B x (C, T, H, W)
-        positions = object_position_weights(objects, t_vec, self.object_weight, self.object_max_t)
+        estimate = None
+        if self.estimate_objects is not None and objects is not None and self.object_weight:
+            with torch.no_grad():  # the clean estimate x0 = x_t - t v, one decode per grid
+                x0_hat = [x.detach().float() - ti.float() * p.detach().float() for x, p, ti in zip(xs, pred, t_vec)]
+                estimate = _per_grid(self.estimate_objects, x0_hat)  # B x (T, H, W)
+        positions = object_position_weights(objects, t_vec, self.object_weight, self.object_max_t, estimate)
         loss = flow_matching_loss(pred, latents, noises, clean=cleans, positions=positions)
         n_cond = sum(bool(c.any()) for c in cleans)
         return loss, {"cond_frac": torch.tensor(n_cond / len(cleans))}
+
+
+def _per_grid(fn, xs: list[torch.Tensor]) -> list[torch.Tensor]:
+    """``fn`` on the samples of ``xs`` (B x (C, T, H, W)) stacked by shape, results back in sample order."""
+    out: list[torch.Tensor] = [None] * len(xs)  # type: ignore[list-item]
+    groups: dict[tuple, list[int]] = {}
+    for i, x in enumerate(xs):
+        groups.setdefault(tuple(x.shape), []).append(i)
+    for ids in groups.values():
+        for i, r in zip(ids, fn(torch.stack([xs[i] for i in ids])).unbind(0)):
+            out[i] = r
+    return out

@@ -18,6 +18,9 @@ from tenku.errors import TenkuError
 KINDS = ("vae", "dit")
 
 
+OBJECT_WEIGHT_SOURCES = ("target", "target+estimate")
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainConfig(ConfigBase):
     """Everything a training run needs besides the data folder and the output folder."""
@@ -80,6 +83,10 @@ class TrainConfig(ConfigBase):
     # biases the estimate toward "object here" where x_t does not yet show the objects (see
     # objectives.object_position_weights)
     object_weight_max_t: float = 1.0
+    # where the weight comes from: "target" (the clip's object share) or "target+estimate" (the larger of
+    # the target's share and that of the model's own clean estimate, decoded by the frozen VAE): a false
+    # object then costs as much as a missed one, so the weight no longer rewards oversized objects
+    object_weight_from: str = "target"
     # models (dicts of the model config fields; the empty dict means the config's defaults)
     vae: dict = dataclasses.field(default_factory=dict)
     dit: dict = dataclasses.field(default_factory=dict)
@@ -255,6 +262,8 @@ def validate(cfg: TrainConfig) -> None:
         problems.append(f"parallel must be ddp or fsdp (got {cfg.parallel!r})")
     if not 0 <= cfg.caption_dropout <= 1 or not 0 <= cfg.cond_prob <= 1:
         problems.append("caption_dropout and cond_prob must lie in [0, 1]")
+    if cfg.object_weight_from not in OBJECT_WEIGHT_SOURCES:
+        problems.append(f"object_weight_from must be one of {OBJECT_WEIGHT_SOURCES}, got {cfg.object_weight_from!r}")
     if cfg.object_weight < 0 or not 0 <= cfg.object_weight_max_t <= 1:
         problems.append(f"object_weight must be >= 0 and object_weight_max_t in [0, 1] (got {cfg.object_weight}, "
                         f"{cfg.object_weight_max_t})")

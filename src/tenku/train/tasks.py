@@ -110,6 +110,17 @@ class Task(ABC):
         return m.eval()
 
 
+def _object_shares(vae) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Clean latents (B, C, T, h, w) -> the object share of each latent position in their decoded pixels
+    (B, T, h, w), by the frozen ``vae`` (``latents.object_map``)."""
+    vae.requires_grad_(False).eval()
+
+    def shares(z: torch.Tensor) -> torch.Tensor:
+        return object_map(vae.decode(z), vae.cfg.spatial_factor, vae.cfg.temporal_factor)
+
+    return shares
+
+
 class VAETask(Task):
     """The VAE (causal conv or patch code) on video clips: reconstruction + edge + KL losses."""
 
@@ -227,6 +238,11 @@ class DiTTask(Task):
         task = cls(cfg, mc, nn.Module(), device, vae_path)
         task.vae = vae  # frozen: not part of the trained module, its optimiser or its checkpoint
         task.module = task.fresh_module()
+        if cfg.object_weight_from == "target+estimate" and cfg.object_weight:
+            if vae is None:
+                raise TenkuError("object_weight_from=target+estimate decodes the model's clean estimates: it needs "
+                                 "the VAE (--vae PATH, or a latent cache that records its VAE)")
+            task.module.estimate_objects = _object_shares(vae)
         return task
 
     def init_weights(self, path):
