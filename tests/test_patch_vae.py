@@ -328,6 +328,11 @@ def test_a_patch_vae_run_fits_its_code_trains_the_decoder_and_exports(tmp_path):
 
     item = LatentSource(tmp_path / "lat").load(0, torch.Generator())
     assert item["objects"].shape == item["latent"].shape[1:] and float(item["objects"].max()) > 0
+    kept = LatentSource(tmp_path / "lat", in_memory=True)  # the cache file read whole and kept
+    for i in range(len(kept)):
+        a, b = kept.load(i, torch.Generator()), LatentSource(tmp_path / "lat").load(i, torch.Generator())
+        assert torch.equal(a["latent"], b["latent"]) and torch.equal(a["objects"], b["objects"])
+        assert a["captions"] == b["captions"]
     dcfg = resolve_config("dit", "tiny", overrides={"steps": 2}).replace(
         vae=vae_dict, object_weight=8.0, dit={**resolve_config("dit", "tiny").dit, "in_channels": 8})
     out = train("dit", dcfg, tmp_path / "lat", tmp_path / "dit", progress=False, finish=False)

@@ -305,6 +305,21 @@ def test_cache_latents_cli_then_dit_resume_and_export(shards, tiny_vae_dir, tmp_
     assert any(k.startswith("text_encoder.") for k in a["model"])  # the text encoder trains too
     for k in a["model"]:
         assert torch.equal(a["model"][k], b["model"][k]), k
+    # the cache read per sample from its file (not kept in memory) trains the same weights
+    streamed = train("dit", cfg.replace(latents_in_memory=False), lat, tmp_path / "streamed", progress=False,
+                     finish=False)
+    s = load_checkpoint(streamed["checkpoint"])["model"]
+    assert all(torch.equal(a["model"][k], s[k]) for k in a["model"])
+    # a damaged cache file: its samples are unreadable, a clear error in either mode, nothing half-done
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(lat, broken)
+    (broken / "latents-00000.safetensors").write_bytes(b"not a safetensors file")
+    for in_memory in (True, False):
+        with pytest.raises(TenkuError, match="unreadable"):
+            train("dit", cfg.replace(latents_in_memory=in_memory), broken, tmp_path / f"broken-{in_memory}",
+                  progress=False, finish=False)
 
     # export the run as a pipeline folder and generate from it
     r = subprocess.run([sys.executable, "-m", "tenku", "train", "export", str(tmp_path / "full"),

@@ -31,6 +31,14 @@ def add_noise(
 ) -> list[torch.Tensor]:
     """``x_t = (1 - t) x0 + t noise`` per sample (t: (B,)); frames flagged clean keep ``x0``."""
     x0s, noises = _as_list(x0), _as_list(noise)
+    if _uniform(x0s, noises):  # one set of kernels for the batch (the same values as the loop below)
+        a, n = torch.stack(x0s), torch.stack(noises)  # (B, C, T, H, W)
+        tb = t.to(device=a.device, dtype=a.dtype).view(-1, 1, 1, 1, 1)
+        xt = (1 - tb) * a + tb * n
+        if clean is not None and any(c is not None for c in clean):
+            m = _frame_masks(clean, a)  # (B, T)
+            xt = torch.where(m[:, None, :, None, None], a, xt)
+        return list(xt.unbind(0))
     out = []
     for i, (a, n) in enumerate(zip(x0s, noises, strict=True)):
         ti = t[i].to(a.dtype)
@@ -61,6 +69,57 @@ def flow_matching_loss(
     preds, x0s, noises = _as_list(pred), _as_list(x0), _as_list(noise)
     if not (len(preds) == len(x0s) == len(noises)):
         raise ValueError(f"batch sizes differ: pred {len(preds)}, x0 {len(x0s)}, noise {len(noises)}")
+    if _uniform(preds, x0s, noises):
+        per_sample, keep = _uniform_losses(preds, x0s, noises, clean, positions)
+    else:
+        per_sample, keep = _sample_losses(preds, x0s, noises, clean, positions)
+    w = torch.ones_like(per_sample) if weight is None else weight.to(per_sample)
+    w = w * keep.to(per_sample)
+    return (w * per_sample).sum() / w.sum().clamp(min=1e-12)
+
+
+def _uniform(*lists: list[torch.Tensor]) -> bool:
+    """Whether every tensor of the lists has one shape (a batch that stacks)."""
+    shape = lists[0][0].shape if lists[0] else None
+    return len(lists[0]) > 1 and all(x.shape == shape for xs in lists for x in xs)
+
+
+def _frame_masks(clean: Sequence[torch.Tensor | None], like: torch.Tensor) -> torch.Tensor:
+    """B masks (T,) or None -> (B, T) bool for a batch ``like`` (B, C, T, H, W); None: no clean frame."""
+    T = like.shape[2]
+    rows = []
+    for i, c in enumerate(clean):
+        if c is None:
+            rows.append(torch.zeros(T, dtype=torch.bool, device=like.device))
+        else:
+            rows.append(_frame_mask(c, like[i]).view(T))
+    return torch.stack(rows)
+
+
+def _uniform_losses(preds, x0s, noises, clean, positions) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-sample losses (B,) and which samples count (B,) bool, for samples of one shape, batched."""
+    p, a, n = torch.stack(preds).float(), torch.stack(x0s).float(), torch.stack(noises).float()
+    err = (p - (n - a)) ** 2  # (B, C, T, H, W)
+    B, C, T, H, W = err.shape
+    mw = torch.ones(B, 1, T, H, W, device=err.device, dtype=err.dtype)
+    if positions is not None:
+        for i, pw in enumerate(positions):
+            if pw is not None:
+                if pw.shape != (T, H, W):
+                    raise ValueError(f"sample {i}: position weights of shape {tuple(pw.shape)}, expected {(T, H, W)}")
+                mw[i, 0] = pw.to(err)
+    count = torch.full((B,), float(T), device=err.device)
+    if clean is not None:
+        m = ~_frame_masks(clean, a)  # (B, T): the frames that carry loss
+        mw = mw * m[:, None, :, None, None].to(err)
+        count = m.sum(1).to(err)
+    dims = (1, 2, 3, 4)
+    per_sample = (err * mw).sum(dims) / (mw.sum(dims) * C).clamp(min=1e-12)  # mw is shared by the C channels
+    return per_sample, count > 0
+
+
+def _sample_losses(preds, x0s, noises, clean, positions) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-sample losses (B,) and which samples count (B,) bool, one sample at a time (mixed shapes)."""
     losses, keep = [], []
     for i, (p, a, n) in enumerate(zip(preds, x0s, noises)):
         if p.shape != a.shape:
@@ -81,7 +140,4 @@ def flow_matching_loss(
         else:
             losses.append(err.mean() if pw is None else (err * pw).sum() / pw.sum().clamp(min=1e-12))
             keep.append(torch.tensor(True, device=err.device))
-    per_sample = torch.stack(losses)  # (B,)
-    w = torch.ones_like(per_sample) if weight is None else weight.to(per_sample)
-    w = w * torch.stack(keep).to(per_sample)
-    return (w * per_sample).sum() / w.sum().clamp(min=1e-12)
+    return torch.stack(losses), torch.stack(keep)  # (B,), (B,)

@@ -92,8 +92,11 @@ class LatentSource:
 
     kind = "latents"
 
-    def __init__(self, root: str | Path):
+    def __init__(self, root: str | Path, in_memory: bool = False):
         self.root = Path(root)
+        # in_memory: each cache file is read whole on first use and kept (fp16, as stored), so a sample
+        # costs a lookup, not a file read; about 2 bytes per latent value of the cache
+        self.in_memory = in_memory
         info_path = self.root / "latents.json"
         try:
             self.info = json.loads(info_path.read_text())
@@ -121,13 +124,21 @@ class LatentSource:
         from safetensors import safe_open
 
         rec = self.records[i]
+        okey = rec["key"] + ".objects"
         try:
             f = self._handles.get(rec["file"])
-            if f is None:
+            if f is None and self.in_memory:
+                from safetensors.torch import load_file
+
+                f = self._handles[rec["file"]] = load_file(str(self.root / rec["file"]))
+            elif f is None:
                 f = self._handles[rec["file"]] = safe_open(str(self.root / rec["file"]), framework="pt")
-            z = f.get_tensor(rec["key"]).float()
-            okey = rec["key"] + ".objects"
-            objects = f.get_tensor(okey).float() if okey in f.keys() else None  # caches before object maps: None
+            if self.in_memory:
+                z, objects = f[rec["key"]].float(), f.get(okey)
+                objects = None if objects is None else objects.float()
+            else:
+                z = f.get_tensor(rec["key"]).float()
+                objects = f.get_tensor(okey).float() if okey in f.keys() else None  # caches before object maps: None
         except Exception as e:  # a damaged cache file: skip the sample, keep training
             raise BadSample(f"cannot read latent {rec['key']} from {rec['file']}: {e}") from None
         return {"latent": z, "objects": objects, "captions": dict(rec.get("captions") or {}), "id": self.sample_id(i)}

@@ -161,10 +161,11 @@ class DiTObjective(nn.Module):
 
         device = latents[0].device
         ts, noises, cleans = [], [], []
-        for z, g in zip(latents, gens):
+        for z, g in zip(latents, gens):  # drawn on the host, from each sample's own generator
             ts.append(sample_t(g, self.tokens(z), self.flow))  # (1,)
-            noises.append(torch.randn(z.shape, generator=g).to(device))  # (C, T, H, W)
-            cleans.append(sample_clean_mask(g, z.shape[1], cond_prob)[0].to(device))  # (T,)
+            noises.append(draw_noise(z.shape, g, device))  # (C, T, H, W)
+            cleans.append(sample_clean_mask(g, z.shape[1], cond_prob)[0])  # (T,)
+        noises, cleans = to_device(noises, device), to_device(cleans, device)
         t_vec = torch.cat(ts).to(device)  # (B,)
         xs = add_noise(latents, noises, t_vec, clean=cleans)  # B x (C, T, H, W); given frames stay clean
         emb, mask = self.text_encoder.encode(prompts)  # (B, L, D), (B, L)
@@ -178,6 +179,26 @@ class DiTObjective(nn.Module):
         loss = flow_matching_loss(pred, latents, noises, clean=cleans, positions=positions)
         n_cond = sum(bool(c.any()) for c in cleans)
         return loss, {"cond_frac": torch.tensor(n_cond / len(cleans))}
+
+
+def draw_noise(shape, gen: torch.Generator, device) -> torch.Tensor:
+    """Standard normal noise of ``shape`` for the sample whose generator is ``gen``: on the host from
+    ``gen`` itself; on a GPU from a device generator seeded by ``gen`` (the host would draw millions of
+    values per step), so each sample's noise still depends only on its own stream."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return torch.randn(shape, generator=gen)
+    seed = int(torch.randint(0, 2**62, (1,), generator=gen))
+    return torch.randn(shape, generator=torch.Generator(device).manual_seed(seed), device=device)
+
+
+def to_device(xs: list[torch.Tensor], device) -> list[torch.Tensor]:
+    """``xs`` on ``device``: one copy for a batch of one shape (views of one stacked tensor), else one each."""
+    device = torch.device(device)
+    there = all(x.device.type == device.type and device.index in (None, x.device.index) for x in xs)
+    if not there and len(xs) > 1 and all(x.shape == xs[0].shape for x in xs):
+        return list(torch.stack(xs).to(device, non_blocking=True).unbind(0))
+    return [x.to(device) for x in xs]
 
 
 def _per_grid(fn, xs: list[torch.Tensor]) -> list[torch.Tensor]:

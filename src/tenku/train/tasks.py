@@ -32,7 +32,7 @@ from tenku.models.hub import build_vae, load_vae, save_pretrained
 from tenku.train import checkpoint as ckpt
 from tenku.train.datasets import BadSample, ClipSource, LatentSource, is_latent_dir
 from tenku.train.latents import object_map
-from tenku.train.objectives import DiTObjective, VAEObjective, choose_caption
+from tenku.train.objectives import DiTObjective, VAEObjective, choose_caption, to_device
 from tenku.train.presets import TrainConfig, model_configs
 
 # a fixed prompt list in the world's caption vocabulary (short and long forms)
@@ -268,7 +268,7 @@ class DiTTask(Task):
 
     def source(self, data):
         if is_latent_dir(data):
-            return LatentSource(data)
+            return LatentSource(data, in_memory=self.cfg.latents_in_memory)
         if self.vae is None:
             raise TenkuError(f"{data} holds video clips; DiT training on clips needs --vae PATH to encode them "
                              "(or cache latents first with `tenku data cache-latents`)")
@@ -279,9 +279,11 @@ class DiTTask(Task):
         dev, w = self.device, self.cfg.object_weight
         objects = None  # the object share of each latent position, for the objective's loss weights
         if "latent" in items[0]:
-            latents = [it["latent"].to(dev) for it in items]  # b x (C, T, h, w)
-            if w:
-                objects = [None if it.get("objects") is None else it["objects"].to(dev) for it in items]  # b x (T, h, w)
+            latents = to_device([it["latent"] for it in items], dev)  # b x (C, T, h, w)
+            if w and all(it.get("objects") is not None for it in items):
+                objects = to_device([it["objects"] for it in items], dev)  # b x (T, h, w)
+            elif w:
+                objects = [None if it.get("objects") is None else it["objects"].to(dev) for it in items]
         else:  # clips: encode them with the frozen VAE
             with torch.no_grad():
                 video = torch.stack([it["video"] for it in items]).to(dev)  # (b, 3, T, H, W)
