@@ -1,5 +1,6 @@
 """Host work of one DiT training step, per batch: reading the latents, the per-sample draws, noising and
-the loss, done per sample against batched (everything but the DiT itself, which is the same either way).
+the loss, done per sample against batched (everything but the DiT itself, which is the same either way):
+the cache read from its files per sample or kept in memory; per-sample kernels or one set for the batch.
 
     python benchmarks/train_host.py --latents LATENT_CACHE [--batch 128] [--batches 20] [--device cpu|cuda]
 
@@ -52,8 +53,9 @@ def step_host(source: LatentSource, ids: list[int], device: torch.device, batche
     t2 = time.perf_counter()
     positions = [1 + 3 * o for o in objects]
     if batched:
-        xs = add_noise(latents, noises, t_vec, clean=cleans)
-        loss = flow_matching_loss(xs, latents, noises, clean=cleans, positions=positions)  # xs stands in for the DiT
+        xs = add_noise(latents, noises, t_vec, clean=cleans, batched=True)
+        loss = flow_matching_loss(xs, latents, noises, clean=cleans, positions=positions,  # xs: the DiT's place
+                                  batched=True)
     else:
         xs = [add_noise([z], [n], t_vec[i:i + 1], clean=[c])[0] for i, (z, n, c) in enumerate(zip(latents, noises, cleans))]
         per, keep = _sample_losses(xs, latents, noises, cleans, positions)
@@ -75,8 +77,9 @@ def main() -> None:
     device = torch.device(args.device)
     flow = FlowConfig(base_shift=3.0, max_shift=3.0, tail_prob=0.2, uniform_prob=0.2)
     results = {}
-    for name, in_memory, batched in (("per sample, read per sample", False, False),
-                                     ("batched, cache in memory", True, True)):
+    for name, in_memory, batched in (("file read per sample, per-sample kernels", False, False),
+                                     ("cache in memory, per-sample kernels (the CPU default)", True, False),
+                                     ("cache in memory, batched (the GPU default)", True, True)):
         source = LatentSource(args.latents, in_memory=in_memory)
         g = torch.Generator().manual_seed(0)
         order = torch.randperm(len(source), generator=g).tolist()

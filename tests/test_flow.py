@@ -172,8 +172,8 @@ def test_flow_matching_loss():
 
 
 def test_a_batch_of_one_shape_noises_and_scores_like_its_samples_one_by_one():
-    """The batched path (every sample of one shape) gives each sample's noising and the loss that the
-    samples give one at a time (a batch of one takes the per-sample path), with clean frames, an all-clean
+    """The batched path (every sample of one shape; the default on a GPU, asked for here) gives each
+    sample's noising and the loss that the samples give one at a time, with clean frames, an all-clean
     sample, position weights on some samples and sample weights."""
     g = torch.Generator().manual_seed(3)
     B = 4
@@ -184,20 +184,21 @@ def test_a_batch_of_one_shape_noises_and_scores_like_its_samples_one_by_one():
     clean = [None, torch.tensor([True, False, False, False]), torch.tensor([True] * 4), torch.tensor([False] * 4)]
     positions = [torch.rand(4, 2, 2, generator=g) + 0.5, None, torch.rand(4, 2, 2, generator=g), None]
     weight = torch.tensor([1.0, 2.0, 3.0, 0.5])
-    batched = add_noise(x0, noise, t, clean=clean)
+    batched = add_noise(x0, noise, t, clean=clean, batched=True)
+    assert torch.allclose(torch.stack(batched), torch.stack(add_noise(x0, noise, t, clean=clean)), atol=1e-6)
     for i in range(B):
-        one = add_noise([x0[i]], [noise[i]], t[i:i + 1], clean=[clean[i]])[0]
+        one = add_noise([x0[i]], [noise[i]], t[i:i + 1], clean=[clean[i]], batched=False)[0]
         assert torch.allclose(batched[i], one, atol=1e-6)
     losses = [float(flow_matching_loss([pred[i]], [x0[i]], [noise[i]], clean=[clean[i]], positions=[positions[i]]))
               for i in range(B)]
     kept = [0, 1, 3]  # sample 2 is all clean: it carries no loss
     want = sum(float(weight[i]) * losses[i] for i in kept) / sum(float(weight[i]) for i in kept)
-    got = float(flow_matching_loss(pred, x0, noise, weight=weight, clean=clean, positions=positions))
+    got = float(flow_matching_loss(pred, x0, noise, weight=weight, clean=clean, positions=positions, batched=True))
     assert got == pytest.approx(want, rel=1e-5)
-    assert float(flow_matching_loss(pred, x0, noise)) == pytest.approx(sum(
+    assert float(flow_matching_loss(pred, x0, noise, batched=True)) == pytest.approx(sum(
         float(flow_matching_loss([p], [a], [n])) for p, a, n in zip(pred, x0, noise)) / B, rel=1e-5)
     with pytest.raises(ValueError, match="position weights"):
-        flow_matching_loss(pred, x0, noise, positions=[torch.ones(4, 2, 3)] * B)
+        flow_matching_loss(pred, x0, noise, positions=[torch.ones(4, 2, 3)] * B, batched=True)
 
 
 # ---- the training timestep distribution ---------------------------------------------------------

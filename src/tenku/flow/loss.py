@@ -27,11 +27,13 @@ def _frame_mask(clean: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 
 
 def add_noise(
-    x0: Latents, noise: Latents, t: torch.Tensor, clean: Sequence[torch.Tensor] | None = None
+    x0: Latents, noise: Latents, t: torch.Tensor, clean: Sequence[torch.Tensor] | None = None,
+    batched: bool | None = None,
 ) -> list[torch.Tensor]:
-    """``x_t = (1 - t) x0 + t noise`` per sample (t: (B,)); frames flagged clean keep ``x0``."""
+    """``x_t = (1 - t) x0 + t noise`` per sample (t: (B,)); frames flagged clean keep ``x0``.
+    ``batched``: see ``flow_matching_loss``."""
     x0s, noises = _as_list(x0), _as_list(noise)
-    if _uniform(x0s, noises):  # one set of kernels for the batch (the same values as the loop below)
+    if _batch_them(batched, x0s, noises):  # one set of kernels for the batch (the same values as the loop)
         a, n = torch.stack(x0s), torch.stack(noises)  # (B, C, T, H, W)
         tb = t.to(device=a.device, dtype=a.dtype).view(-1, 1, 1, 1, 1)
         xt = (1 - tb) * a + tb * n
@@ -56,6 +58,7 @@ def flow_matching_loss(
     weight: torch.Tensor | None = None,
     clean: Sequence[torch.Tensor] | None = None,
     positions: Sequence[torch.Tensor | None] | None = None,
+    batched: bool | None = None,
 ) -> torch.Tensor:
     """Mean squared error between the predicted and true velocity ``noise - x0``.
 
@@ -65,11 +68,14 @@ def flow_matching_loss(
     ``positions``: per-sample weights (T_i, H_i, W_i) of the latent positions (shared by all channels);
     a sample's error is then their weighted mean, e.g. more weight where the objects are.
     A sample whose frames are all clean contributes nothing.
+    ``batched``: score samples of one shape stacked, in one set of kernels (True), or one at a time
+    (False); None (the default) stacks them on a GPU, where one kernel per sample is launch-bound, and
+    not on the CPU, where the copies cost more than the loop (``benchmarks/train_host.py``).
     """
     preds, x0s, noises = _as_list(pred), _as_list(x0), _as_list(noise)
     if not (len(preds) == len(x0s) == len(noises)):
         raise ValueError(f"batch sizes differ: pred {len(preds)}, x0 {len(x0s)}, noise {len(noises)}")
-    if _uniform(preds, x0s, noises):
+    if _batch_them(batched, preds, x0s, noises):
         per_sample, keep = _uniform_losses(preds, x0s, noises, clean, positions)
     else:
         per_sample, keep = _sample_losses(preds, x0s, noises, clean, positions)
@@ -78,9 +84,11 @@ def flow_matching_loss(
     return (w * per_sample).sum() / w.sum().clamp(min=1e-12)
 
 
-def _uniform(*lists: list[torch.Tensor]) -> bool:
-    """Whether every tensor of the lists has one shape (a batch that stacks)."""
-    shape = lists[0][0].shape if lists[0] else None
+def _batch_them(batched: bool | None, *lists: list[torch.Tensor]) -> bool:
+    """Whether to take the stacked path: asked for (None: on a GPU), and every tensor of one shape."""
+    if batched is False or not lists[0] or (batched is None and not lists[0][0].is_cuda):
+        return False
+    shape = lists[0][0].shape
     return len(lists[0]) > 1 and all(x.shape == shape for xs in lists for x in xs)
 
 
