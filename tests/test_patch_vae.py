@@ -293,6 +293,31 @@ def test_estimated_objects_weigh_a_false_object_like_a_missed_one():
         validate(TrainConfig(object_weight_from="estimate"))
 
 
+def test_first_frame_weight_scales_the_loss_of_latent_frame_zero_only():
+    """first_frame_weight w: an error only in latent frame 0 costs w times as much (against frames of
+    weight 1), an error elsewhere keeps its cost up to the renormalisation; object weights are kept and
+    multiplied on frame 0, never changed in place; w <= 0 is refused."""
+    from tenku.flow import flow_matching_loss
+    from tenku.train.objectives import first_frame_weights
+    from tenku.train.presets import TrainConfig, validate
+
+    z = [torch.zeros(2, 3, 2, 2)]
+    noise = [torch.zeros(2, 3, 2, 2)]
+    err0, err2 = torch.zeros(2, 3, 2, 2), torch.zeros(2, 3, 2, 2)
+    err0[:, 0], err2[:, 2] = 1.0, 1.0  # an error of 1 in latent frame 0 / frame 2 only
+    assert first_frame_weights(None, z, 1.0) is None
+    w = first_frame_weights(None, z, 4.0)
+    assert torch.allclose(w[0], torch.tensor([4.0, 1.0, 1.0])[:, None, None].expand(3, 2, 2))
+    f0, f2 = (float(flow_matching_loss([e], z, noise, positions=w)) for e in (err0, err2))
+    assert f0 == pytest.approx(4 / 6) and f2 == pytest.approx(1 / 6) and f0 == pytest.approx(4 * f2)
+    objects = [torch.full((3, 2, 2), 2.0)]
+    both = first_frame_weights(objects, z, 4.0)
+    assert torch.allclose(both[0][0], torch.full((2, 2), 8.0)) and torch.allclose(both[0][1:], objects[0][1:])
+    assert torch.allclose(objects[0], torch.full((3, 2, 2), 2.0))  # the caller's weights are untouched
+    with pytest.raises(TenkuError, match="first_frame_weight"):
+        validate(TrainConfig(first_frame_weight=0))
+
+
 def test_a_patch_vae_run_fits_its_code_trains_the_decoder_and_exports(tmp_path):
     """A real run on real mp4 shards: the linear maps start at the blocks' principal components (the first
     loss is already small), the encoder stays fixed with train_encoder=false, ``export`` of the VAE run
@@ -340,6 +365,9 @@ def test_a_patch_vae_run_fits_its_code_trains_the_decoder_and_exports(tmp_path):
     est = train("dit", dcfg.replace(object_weight_from="target+estimate"), tmp_path / "lat", tmp_path / "dit_est",
                 progress=False, finish=False)  # the clean estimates decoded by the cache's VAE
     assert np.isfinite(est["loss"]) and est["loss"] != pytest.approx(out["loss"], rel=1e-6)
+    first = train("dit", dcfg.replace(first_frame_weight=4.0), tmp_path / "lat", tmp_path / "dit_first",
+                  progress=False, finish=False)
+    assert np.isfinite(first["loss"]) and first["loss"] != pytest.approx(out["loss"], rel=1e-6)
 
 
 def test_whitened_code_has_unit_variance_channels_and_the_same_reconstruction():

@@ -134,10 +134,28 @@ def object_position_weights(objects: list[torch.Tensor | None] | None, t: torch.
     return [None if o is None or float(ti) > max_t else 1 + weight * o for o, ti in zip(objects, t.tolist())]
 
 
+def first_frame_weights(positions: list[torch.Tensor | None] | None, latents: list[torch.Tensor], weight: float
+                        ) -> list[torch.Tensor | None] | None:
+    """The position weights with latent frame 0 (the first pixel frame, coded alone) multiplied by
+    ``weight``; unchanged at 1. Frame 0 has one neighbouring latent frame, not two, and holds one sharp
+    frame, not a group: measured on the default model, its clean estimate's error at t = 0.8 is 0.65 of
+    the added noise against 0.42-0.48 for the other frames (MODEL_CARD.md). latents: B x (C, T, H, W)."""
+    if weight == 1:
+        return positions
+    out = []
+    for i, z in enumerate(latents):
+        p = positions[i] if positions is not None and positions[i] is not None else None
+        p = torch.ones(z.shape[1:], device=z.device, dtype=torch.float32) if p is None else p.clone()
+        p[0] = p[0] * weight  # (T, H, W): frame 0 only
+        out.append(p)
+    return out
+
+
 class DiTObjective(nn.Module):
     def __init__(self, dit: nn.Module, text_encoder: nn.Module, flow_cfg, patch_size: tuple[int, int, int],
-                 object_weight: float = 0.0, object_max_t: float = 1.0):
+                 object_weight: float = 0.0, object_max_t: float = 1.0, first_frame_weight: float = 1.0):
         super().__init__()
+        self.first_frame_weight = first_frame_weight  # loss weight of latent frame 0 (see first_frame_weights)
         self.dit = dit
         self.text_encoder = text_encoder
         self.flow = flow_cfg
@@ -176,6 +194,7 @@ class DiTObjective(nn.Module):
                 x0_hat = [x.detach().float() - ti.float() * p.detach().float() for x, p, ti in zip(xs, pred, t_vec)]
                 estimate = _per_grid(self.estimate_objects, x0_hat)  # B x (T, H, W)
         positions = object_position_weights(objects, t_vec, self.object_weight, self.object_max_t, estimate)
+        positions = first_frame_weights(positions, latents, self.first_frame_weight)
         loss = flow_matching_loss(pred, latents, noises, clean=cleans, positions=positions)
         n_cond = sum(bool(c.any()) for c in cleans)
         return loss, {"cond_frac": torch.tensor(n_cond / len(cleans))}

@@ -90,6 +90,8 @@ class TrainConfig(ConfigBase):
     # the target's share and that of the model's own clean estimate, decoded by the frozen VAE): a false
     # object then costs as much as a missed one, so the weight no longer rewards oversized objects
     object_weight_from: str = "target"
+    # DiT loss weight of latent frame 0 (the first pixel frame, coded alone) against 1 for the others
+    first_frame_weight: float = 1.0
     # models (dicts of the model config fields; the empty dict means the config's defaults)
     vae: dict = dataclasses.field(default_factory=dict)
     dit: dict = dataclasses.field(default_factory=dict)
@@ -265,6 +267,8 @@ def validate(cfg: TrainConfig) -> None:
         problems.append(f"parallel must be ddp or fsdp (got {cfg.parallel!r})")
     if not 0 <= cfg.caption_dropout <= 1 or not 0 <= cfg.cond_prob <= 1:
         problems.append("caption_dropout and cond_prob must lie in [0, 1]")
+    if not cfg.first_frame_weight > 0:
+        problems.append(f"first_frame_weight must be > 0 (got {cfg.first_frame_weight})")
     if cfg.object_weight_from not in OBJECT_WEIGHT_SOURCES:
         problems.append(f"object_weight_from must be one of {OBJECT_WEIGHT_SOURCES}, got {cfg.object_weight_from!r}")
     if cfg.object_weight < 0 or not 0 <= cfg.object_weight_max_t <= 1:

@@ -264,7 +264,8 @@ class DiTTask(Task):
         from tenku.models.text import ByteTextEncoder
 
         return DiTObjective(DiT(self.mc["dit"]), ByteTextEncoder(self.mc["text"]), self.mc["flow"],
-                            self.mc["dit"].patch_size, self.cfg.object_weight, self.cfg.object_weight_max_t)
+                            self.mc["dit"].patch_size, self.cfg.object_weight, self.cfg.object_weight_max_t,
+                            self.cfg.first_frame_weight)
 
     def source(self, data):
         if is_latent_dir(data):
