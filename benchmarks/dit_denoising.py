@@ -5,7 +5,8 @@ x_t = (1 - t) x0 + t n, the DiT's estimate x0_hat = x_t - t v is compared with x
 given as a ratio to the added noise's energy: 0 removes it all; a model that leaves x_t as it is scores
 1 + |x0|^2 / |n|^2 (about 2 for unit-variance latents). Where the DiT's width is below one patch's values
 the last layer's output spans only part of each token's space, and the ratio is also given inside and
-outside that span (outside, nothing can be removed: about 2).
+outside that span (outside, nothing can be removed: about 2), and per latent frame (frame 0 is the first
+pixel frame, coded alone).
 
     python benchmarks/dit_denoising.py --model src/tenku/assets/tenku-world-tiny --latents runs/latents
 """
@@ -45,11 +46,13 @@ def denoising_error(pipe, latents: torch.Tensor, captions: list[str], ts=(0.05, 
         v = torch.stack(dit(list(xt.unbind(0)), torch.full((len(latents),), float(t)), emb, mask))
         err, noise = token_rows(xt - t * v - latents, patch), token_rows(t * n, patch)
         row = {"all": float(err.pow(2).sum() / noise.pow(2).sum())}
+        e_t = (xt - t * v - latents).double().pow(2).sum((0, 1, 3, 4))  # (T,): per latent frame
+        per_frame = (e_t / (t * n).double().pow(2).sum((0, 1, 3, 4))).tolist()
         if span is not None:
             e_in, n_in = err @ span, noise @ span
             row["inside_span"] = float(e_in.pow(2).sum() / n_in.pow(2).sum())
             row["outside_span"] = float((err - e_in).pow(2).sum() / (noise - n_in).pow(2).sum())
-        out[f"t={t}"] = {k: round(v, 3) for k, v in row.items()}
+        out[f"t={t}"] = {**{k: round(v, 3) for k, v in row.items()}, "per_latent_frame": [round(x, 3) for x in per_frame]}
     return out
 
 
